@@ -1,0 +1,188 @@
+"""Read `assignments/course.yaml`, the one table of modules, points and milestones.
+
+Everything that needs the list of modules or milestones (tests, grader, CLI, release, roster) calls
+`load_course()`; nobody keeps a copy of the table. The loader validates the file and names the field
+that is wrong, so a typo in the table fails loudly instead of silently dropping a module.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+COURSE_FILE = REPO_ROOT / "assignments" / "course.yaml"
+_MODULE_ID = re.compile(r"^(\d\d)_[a-z][a-z0-9_]*$")
+_OPS = {">=": lambda got, want: got >= want, "<=": lambda got, want: got <= want}
+
+
+class CourseError(ValueError):
+    """course.yaml is missing, unreadable, or has a field that is wrong."""
+
+
+@dataclass(frozen=True)
+class Module:
+    id: str            # "04_layers"
+    title: str
+    source: str        # "tinytorch/layers.py", relative to the repository root
+    points: float
+    unlocks: int | None
+
+    @property
+    def number(self) -> int:
+        return int(self.id[:2])
+
+    @property
+    def name(self) -> str:
+        return self.id[3:]
+
+    @property
+    def folder(self) -> str:
+        """Folder of the module's README and tests, relative to the repository root."""
+        return f"assignments/{self.id}"
+
+
+@dataclass(frozen=True)
+class Condition:
+    metric: str
+    op: str
+    value: float
+
+    def holds(self, got) -> bool:
+        return got is not None and _OPS[self.op](float(got), self.value)
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+@dataclass(frozen=True)
+class Milestone:
+    number: int
+    name: str
+    badge: str
+    program: str
+    requires: tuple[str, ...]
+    victory: tuple[Condition, ...]
+    budget_seconds: float
+
+    def passed(self, metrics: dict) -> bool:
+        return all(c.holds(metrics.get(c.metric)) for c in self.victory)
+
+    @property
+    def thresholds(self) -> dict:
+        return {c.metric: {"op": c.op, "value": c.value} for c in self.victory}
+
+
+@dataclass(frozen=True)
+class Course:
+    name: str
+    modules: tuple[Module, ...]
+    milestones: tuple[Milestone, ...]
+    deadlines: dict = field(default_factory=dict)
+
+    def module(self, key: str | int) -> Module:
+        """Find a module by id ("04_layers"), number (4, "4", "04") or name ("layers")."""
+        text = str(key).strip()
+        for m in self.modules:
+            if text in (m.id, m.name) or (text.isdigit() and int(text) == m.number):
+                return m
+        known = ", ".join(m.id for m in self.modules)
+        raise CourseError(f"no module {key!r} in course.yaml; known modules: {known}")
+
+    def milestone(self, number: int | str) -> Milestone:
+        for ms in self.milestones:
+            if str(ms.number) == str(number).strip():
+                return ms
+        raise CourseError(f"no milestone {number!r}; milestones are 1..{len(self.milestones)}")
+
+    def module_for_path(self, path: str) -> Module | None:
+        """The module whose tests live at `path` (a test node id or file path), or None."""
+        norm = path.replace("\\", "/")
+        for m in self.modules:
+            if norm.startswith(m.folder + "/") or f"/{m.folder}/" in norm:
+                return m
+        return None
+
+    def module_for_source(self, path: str) -> Module | None:
+        norm = path.replace("\\", "/")
+        for m in self.modules:
+            if norm == m.source or norm.endswith("/" + m.source):
+                return m
+        return None
+
+    @property
+    def total_points(self) -> float:
+        return sum(m.points for m in self.modules)
+
+
+def _need(entry: dict, key: str, where: str):
+    if key not in entry:
+        raise CourseError(f"{where}: missing field '{key}'")
+    return entry[key]
+
+
+def parse_course(data: dict, where: str = "course.yaml") -> Course:
+    if not isinstance(data, dict):
+        raise CourseError(f"{where}: expected a mapping at the top level, got {type(data).__name__}")
+    modules = []
+    for i, entry in enumerate(_need(data, "modules", where)):
+        at = f"{where}: modules[{i}]"
+        mid = str(_need(entry, "id", at))
+        if not _MODULE_ID.match(mid):
+            raise CourseError(f"{at}: id {mid!r} is not of the form NN_name (e.g. 04_layers)")
+        points = _need(entry, "points", at)
+        if not isinstance(points, (int, float)) or points < 0:
+            raise CourseError(f"{at} ({mid}): points must be a non-negative number, got {points!r}")
+        unlocks = entry.get("unlocks")
+        modules.append(Module(mid, str(_need(entry, "title", at)), str(_need(entry, "source", at)),
+                              float(points), None if unlocks is None else int(unlocks)))
+    ids = [m.id for m in modules]
+    if len(set(ids)) != len(ids):
+        raise CourseError(f"{where}: module ids repeat: {ids}")
+    milestones = []
+    for i, entry in enumerate(_need(data, "milestones", where)):
+        at = f"{where}: milestones[{i}]"
+        requires = tuple(str(r) for r in _need(entry, "requires", at))
+        for r in requires:
+            if r not in ids:
+                raise CourseError(f"{at}: requires unknown module {r!r}")
+        conditions = []
+        for metric, rule in _need(entry, "victory", at).items():
+            if not isinstance(rule, dict) or rule.get("op") not in _OPS or not isinstance(rule.get("value"), (int, float)):
+                raise CourseError(f"{at}: victory.{metric} must be {{op: '>=' or '<=', value: number}}, got {rule!r}")
+            conditions.append(Condition(str(metric), rule["op"], float(rule["value"])))
+        milestones.append(Milestone(int(_need(entry, "number", at)), str(_need(entry, "name", at)),
+                                    str(_need(entry, "badge", at)), str(_need(entry, "program", at)),
+                                    requires, tuple(conditions), float(_need(entry, "budget_seconds", at))))
+    numbers = {ms.number for ms in milestones}
+    for m in modules:
+        if m.unlocks is not None and m.unlocks not in numbers:
+            raise CourseError(f"{where}: module {m.id} unlocks milestone {m.unlocks}, which does not exist")
+        if m.unlocks is not None:
+            ms = next(x for x in milestones if x.number == m.unlocks)
+            if m.id not in ms.requires:
+                raise CourseError(f"{where}: module {m.id} unlocks milestone {ms.number} but is not in its requires")
+    return Course(str(data.get("course", "TinyTorch")), tuple(modules), tuple(milestones),
+                  dict(data.get("deadlines") or {}))
+
+
+def load_course(path: str | Path | None = None) -> Course:
+    """Load and validate course.yaml (default: the one in this repository)."""
+    return _load(str(Path(path or COURSE_FILE).resolve()))
+
+
+@lru_cache(maxsize=8)
+def _load(path: str) -> Course:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CourseError(f"cannot read the course table {p}: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CourseError(f"{p} is not valid YAML: {exc}") from exc
+    return parse_course(data, where=str(p.name))
