@@ -7,10 +7,10 @@
 Importing never runs a student's unfinished code: every module file imports even when its
 solutions are replaced by `raise NotImplementedError(...)`.
 """
-from tinytorch.tensor import (DEFAULT_FLOAT, Tensor, TensorError, arange, cat, get_rng, manual_seed,
-                              ones, randn, stack, tensor, where, zeros)
+from tinytorch.tensor import (DEFAULT_FLOAT, Tensor, TensorError, arange, cat, full, get_rng, manual_seed,
+                              ones, ones_like, pad, rand, randn, stack, tensor, where, zeros, zeros_like)
 from tinytorch.activations import gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
-from tinytorch.autograd import enable_grad, no_grad
+from tinytorch.autograd import enable_grad, is_grad_enabled, no_grad
 from tinytorch import nn, optim, data  # noqa: E402  (PyTorch-style namespaces)
 
 __version__ = "0.1.0"

@@ -12,11 +12,15 @@ import numpy as np
 from tinytorch.tensor import Tensor, TensorError
 
 
-def _check(op: str, x) -> Tensor:
+def _check(op: str, x, axis=None) -> Tensor:
+    """Teaching errors for wrong input: not a Tensor, not floating point, or an axis out of range."""
     if not isinstance(x, Tensor):
         raise TensorError(f"{op}: expected a Tensor, got {type(x).__name__}")
     if x.dtype.kind != "f":
-        raise TensorError(f"{op}: expected a floating-point tensor, got dtype {x.dtype}")
+        raise TensorError(f"{op}: expected a floating-point tensor, got dtype {x.dtype} (shape {x.shape}); "
+                          "convert with .float()")
+    if axis is not None and not (isinstance(axis, (int, np.integer)) and -x.ndim <= axis < x.ndim):
+        raise TensorError(f"{op}: axis {axis!r} is out of range for a tensor of shape {x.shape}")
     return x
 
 
@@ -31,6 +35,8 @@ def relu(x: Tensor) -> Tensor:
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x where x > 0, negative_slope * x elsewhere."""
     _check("leaky_relu", x)
+    if not isinstance(negative_slope, (int, float)):
+        raise TensorError(f"leaky_relu: negative_slope must be a number, got {type(negative_slope).__name__}")
     # BEGIN SOLUTION
     data = np.where(x.data > 0, x.data, x.data * x.dtype.type(negative_slope))
     return Tensor._make(data, "leaky_relu", (x,), (negative_slope,))
@@ -43,7 +49,8 @@ def sigmoid(x: Tensor) -> Tensor:
     # BEGIN SOLUTION
     # exp(-|x|) is in (0, 1], so it never overflows; pick the form that is stable for each sign.
     e = np.exp(-np.abs(x.data))
-    s = np.where(x.data >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    s = 1 / (1 + e)  # sigmoid(|x|)
+    s = np.where(x.data >= 0, s, e * s)  # sigmoid(-|x|) = e^-|x| / (1 + e^-|x|)
     return Tensor._make(s, "sigmoid", (x,), (s,))
     # END SOLUTION
 
@@ -69,9 +76,10 @@ def gelu(x: Tensor) -> Tensor:
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along `axis`; every slice sums to 1."""
-    _check("softmax", x)
+    _check("softmax", x, axis)
     # BEGIN SOLUTION
-    shifted = x.data - x.data.max(axis=axis, keepdims=True)
+    # initial=-inf: an empty axis has no maximum, and then there is nothing to normalize either
+    shifted = x.data - x.data.max(axis=axis, keepdims=True, initial=-np.inf)
     e = np.exp(shifted)
     s = e / e.sum(axis=axis, keepdims=True)
     return Tensor._make(s, "softmax", (x,), (s, axis))
@@ -80,9 +88,9 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """log(softmax(x)) computed as (x - max) - log(sum(exp(x - max))): no overflow, no log(0)."""
-    _check("log_softmax", x)
+    _check("log_softmax", x, axis)
     # BEGIN SOLUTION
-    shifted = x.data - x.data.max(axis=axis, keepdims=True)
+    shifted = x.data - x.data.max(axis=axis, keepdims=True, initial=-np.inf)
     logp = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
     return Tensor._make(logp, "log_softmax", (x,), (logp, axis))
     # END SOLUTION

@@ -10,7 +10,9 @@ when the parent needs none).
 graph 100 000 ops deep does not hit Python's recursion limit - and accumulates gradients, so a
 tensor used twice receives the sum of both contributions.
 
-Later modules that bring new fast ops (module 13) register their own rules with `@gradient_of`.
+Rules must not modify the arrays they are given (`g`, saved values, parents' data): they return new
+arrays or views. Later modules that bring new fast ops (module 13) register their own rules with
+`@gradient_of`.
 """
 from __future__ import annotations
 
@@ -54,6 +56,10 @@ def enable_grad():
         grad_mode.enabled = previous
 
 
+def is_grad_enabled() -> bool:
+    return grad_mode.enabled
+
+
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum `grad` down to `shape`, undoing NumPy broadcasting.
 
@@ -77,27 +83,46 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
 def topological_order(root: Tensor) -> list[Tensor]:
     """Every tensor `root` depends on through recorded ops, each after all of its parents.
 
-    Iterative depth-first search with an explicit stack (no recursion limit).
+    Only tensors that require a gradient are visited. Iterative depth-first search with an explicit
+    stack of (node, iterator over its parents), so a chain 100 000 ops long needs no recursion.
     """
     # BEGIN SOLUTION
+    # Sets and dicts hold tensors by identity (Tensor.__hash__ is object.__hash__), which is safe
+    # because distinct live objects never share a hash.
+    if root._ctx is None:
+        return [root]
     order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    visited = {root}
+    stack = [(root, iter(root._ctx.parents))]
     while stack:
-        node, parents_done = stack.pop()
-        if parents_done:
+        node, parents = stack[-1]
+        for parent in parents:
+            if parent.requires_grad and parent not in visited:
+                visited.add(parent)
+                if parent._ctx is None:
+                    order.append(parent)  # a leaf has no parents: it is finished at once
+                else:
+                    stack.append((parent, iter(parent._ctx.parents)))
+                    break
+        else:  # every parent is finished, so the node is too
+            stack.pop()
             order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        if node._ctx is not None:
-            for parent in node._ctx.parents:
-                if parent.requires_grad and id(parent) not in visited:
-                    stack.append((parent, False))
     return order
     # END SOLUTION
+
+
+def _keep_leaf_gradient(leaf: Tensor, g: np.ndarray, owned: set) -> None:
+    """Add `g` to `leaf.grad`. The first gradient is stored without a copy when this pass made it
+    (a fresh, writable array no other leaf holds), because optimizers update `.grad` in place."""
+    if g.dtype is not leaf.data.dtype:
+        g = g.astype(leaf.data.dtype)  # a fresh array
+    elif g.base is not None or id(g) in owned or not g.flags.writeable:
+        g = g.copy()  # a view, the caller's gradient, or shared with another leaf
+    owned.add(id(g))
+    if leaf.grad is None:
+        leaf.grad = Tensor._wrap(g)
+    else:
+        leaf.grad.data = leaf.grad.data + g
 
 
 def backward(root: Tensor, grad=None) -> None:
@@ -106,40 +131,46 @@ def backward(root: Tensor, grad=None) -> None:
         raise TensorError("backward: this tensor does not require a gradient; did you create the "
                           "parameters with requires_grad=True, or compute it inside no_grad()?")
     if grad is None:
-        if root.size != 1:
+        if root.data.size != 1:
             raise TensorError(f"backward: the output has shape {root.shape}; backward() without a gradient "
                               "argument only works on a scalar (e.g. a loss). Pass grad= of the same shape "
                               "or reduce with .sum() / .mean() first")
-        grad = np.ones_like(root.data)
+        # d root / d root = 1 (np.array is much faster than np.ones for the usual 0-d loss)
+        grad = np.array(1, dtype=root.data.dtype) if root.data.ndim == 0 else np.ones_like(root.data)
+        owned = set()
     else:
         grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=root.data.dtype)
         if grad.shape != root.shape:
             raise TensorError(f"backward: gradient shape {grad.shape} does not match output shape {root.shape}")
+        owned = {id(grad)}  # the caller's array: a leaf must not keep it without copying
     # BEGIN SOLUTION
-    grads: dict[int, np.ndarray] = {id(root): grad}
+    grads: dict[Tensor, np.ndarray] = {root: grad}  # gradient of root w.r.t. each pending node
     for node in reversed(topological_order(root)):
-        g = grads.pop(id(node), None)
+        g = grads.pop(node, None)
         if g is None:
             continue
-        if node._ctx is None:  # a leaf: keep its gradient
-            g = g.astype(node.data.dtype, copy=False)
-            if node.grad is None:
-                node.grad = Tensor(g.copy())
-            else:
-                node.grad.data = node.grad.data + g
+        ctx = node._ctx
+        if ctx is None:  # a leaf: keep its gradient
+            _keep_leaf_gradient(node, g, owned)
             continue
-        rule = GRADIENTS.get(node._ctx.op)
+        rule = GRADIENTS.get(ctx.op)
         if rule is None:
-            raise TensorError(f"backward: no gradient rule for op '{node._ctx.op}'")
-        parent_grads = rule(node._ctx, g)
-        for parent, pg in zip(node._ctx.parents, parent_grads):
+            raise TensorError(f"backward: no gradient rule for op '{ctx.op}'; register one with "
+                              f"@gradient_of({ctx.op!r}) in tinytorch/autograd.py")
+        parent_grads = rule(ctx, g)
+        if type(parent_grads) is not tuple or len(parent_grads) != len(ctx.parents):
+            raise TensorError(f"backward: the rule for '{ctx.op}' must return a tuple with one gradient (or "
+                              f"None) per input, {len(ctx.parents)} in all; got {type(parent_grads).__name__}")
+        for parent, pg in zip(ctx.parents, parent_grads):
             if pg is None or not parent.requires_grad:
                 continue
-            if pg.shape != parent.shape:
-                raise TensorError(f"backward: rule for '{node._ctx.op}' gave a gradient of shape {pg.shape} "
+            if type(pg) is not np.ndarray:
+                pg = np.asarray(pg)  # NumPy returns scalars for 0-d results
+            if pg.shape != parent.data.shape:
+                raise TensorError(f"backward: the rule for '{ctx.op}' gave a gradient of shape {pg.shape} "
                                   f"for an input of shape {parent.shape}")
-            key = id(parent)
-            grads[key] = grads[key] + pg if key in grads else pg
+            previous = grads.get(parent)
+            grads[parent] = pg if previous is None else previous + pg
     # END SOLUTION
 
 
@@ -148,7 +179,8 @@ def backward(root: Tensor, grad=None) -> None:
 def _add(ctx, g):
     # BEGIN SOLUTION
     a, b = ctx.parents
-    return unbroadcast(g, a.shape), unbroadcast(g, b.shape)
+    return (unbroadcast(g, a.shape) if a.requires_grad else None,
+            unbroadcast(g, b.shape) if b.requires_grad else None)
     # END SOLUTION
 
 
@@ -156,7 +188,8 @@ def _add(ctx, g):
 def _sub(ctx, g):
     # BEGIN SOLUTION
     a, b = ctx.parents
-    return unbroadcast(g, a.shape), unbroadcast(-g, b.shape)
+    return (unbroadcast(g, a.shape) if a.requires_grad else None,
+            unbroadcast(-g, b.shape) if b.requires_grad else None)
     # END SOLUTION
 
 
@@ -184,6 +217,8 @@ def _div(ctx, g):
 def _pow(ctx, g):
     # BEGIN SOLUTION
     (a,), (p,) = ctx.parents, ctx.saved
+    if p == 0.0:  # x ** 0 is constant (and 0 * 0 ** -1 would be nan)
+        return (np.zeros_like(g),)
     return (g * (p * np.power(a.data, p - 1)).astype(a.data.dtype, copy=False),)
     # END SOLUTION
 
@@ -245,6 +280,26 @@ def _maximum(ctx, g):
     # END SOLUTION
 
 
+@gradient_of("minimum")
+def _minimum(ctx, g):
+    # BEGIN SOLUTION
+    a, b = ctx.parents
+    a_wins = a.data <= b.data
+    return unbroadcast(g * a_wins, a.shape), unbroadcast(g * ~a_wins, b.shape)
+    # END SOLUTION
+
+
+@gradient_of("where")
+def _where(ctx, g):
+    """Parents (a, b), saved (condition,): a's gradient where the condition holds, b's elsewhere."""
+    # BEGIN SOLUTION
+    (a, b), (cond,) = ctx.parents, ctx.saved
+    ga = unbroadcast(np.where(cond, g, 0), a.shape) if a.requires_grad else None
+    gb = unbroadcast(np.where(cond, 0, g), b.shape) if b.requires_grad else None
+    return ga, gb
+    # END SOLUTION
+
+
 @gradient_of("masked_fill")
 def _masked_fill(ctx, g):
     # BEGIN SOLUTION
@@ -265,27 +320,38 @@ def _matmul(ctx, g):
         G = np.expand_dims(G, -2)
     if B.ndim == 1:
         G = np.expand_dims(G, -1)
-    ga = unbroadcast(G @ np.swapaxes(B2, -1, -2), A2.shape).reshape(A.shape) if a.requires_grad else None
-    gb = unbroadcast(np.swapaxes(A2, -1, -2) @ G, B2.shape).reshape(B.shape) if b.requires_grad else None
+    ga = unbroadcast(G @ _mT(B2), A2.shape).reshape(A.shape) if a.requires_grad else None
+    gb = unbroadcast(_mT(A2) @ G, B2.shape).reshape(B.shape) if b.requires_grad else None
     return ga, gb
     # END SOLUTION
 
 
+def _mT(a: np.ndarray) -> np.ndarray:
+    """Matrix transpose of the last two axes (a view)."""
+    return a.T if a.ndim == 2 else np.swapaxes(a, -1, -2)
+
+
 def _expand_reduced(g: np.ndarray, shape: tuple, axis, keepdims: bool) -> np.ndarray:
-    """Re-insert the axes a reduction removed, so `g` broadcasts against the input shape."""
-    if axis is None:
-        return g.reshape((1,) * len(shape))
-    if keepdims:
+    """Re-insert the axes a reduction removed, so `g` broadcasts against the input shape.
+
+    A reduction over all axes gives a 0-d `g`, which broadcasts against anything as it is.
+    """
+    if axis is None or keepdims:
         return g
-    axes = (axis,) if isinstance(axis, int) else axis
-    return np.expand_dims(g, tuple(a % len(shape) for a in axes))
+    ndim = len(shape)
+    axes = {axis % ndim} if isinstance(axis, int) else {a % ndim for a in axis}
+    return g.reshape(tuple(1 if i in axes else s for i, s in enumerate(shape)))
 
 
 @gradient_of("sum")
 def _sum(ctx, g):
     # BEGIN SOLUTION
+    # Every input element contributes once, so each gets the output gradient: broadcast g back.
+    # Into a fresh contiguous array, not a broadcast view: BLAS (and in-place optimizers) need one.
     x, (axis, keepdims) = ctx.parents[0], ctx.saved
-    return (np.broadcast_to(_expand_reduced(g, x.shape, axis, keepdims), x.shape).copy(),)
+    out = np.empty(x.data.shape, dtype=g.dtype)
+    out[...] = _expand_reduced(g, x.data.shape, axis, keepdims)
+    return (out,)
     # END SOLUTION
 
 
@@ -293,9 +359,10 @@ def _sum(ctx, g):
 def _mean(ctx, g):
     # BEGIN SOLUTION
     x, (axis, keepdims) = ctx.parents[0], ctx.saved
-    count = x.size // max(np.size(g), 1) if x.size else 1
-    g = _expand_reduced(g, x.shape, axis, keepdims) / x.data.dtype.type(count)
-    return (np.broadcast_to(g, x.shape).copy(),)
+    count = x.data.size // max(g.size, 1) if x.data.size else 1
+    out = np.empty(x.data.shape, dtype=g.dtype)
+    np.divide(_expand_reduced(g, x.data.shape, axis, keepdims), count, out=out)
+    return (out,)
     # END SOLUTION
 
 
@@ -306,7 +373,9 @@ def _extreme_rule(ctx, g):
     out = _expand_reduced(np.asarray(out), x.shape, axis, keepdims)
     g = _expand_reduced(g, x.shape, axis, keepdims)
     winners = x.data == out
-    count = winners.sum(axis=axis, keepdims=True) if axis is not None else winners.sum()
+    if out.dtype.kind == "f" and np.isnan(out).any():  # a NaN wins (max of [1, nan] is nan)
+        winners |= np.isnan(x.data) & np.isnan(out)
+    count = winners.sum(axis=axis, keepdims=True)
     return ((winners * (g / count)).astype(x.data.dtype, copy=False),)
     # END SOLUTION
 
@@ -335,8 +404,37 @@ def _getitem(ctx, g):
     # BEGIN SOLUTION
     x, index = ctx.parents[0], ctx.saved[0]
     out = np.zeros(x.shape, dtype=g.dtype)
-    np.add.at(out, index, g)  # add, not assign: a fancy index may pick the same element twice
+    if _picks_each_element_once(index):
+        out[index] = g
+    else:
+        np.add.at(out, index, g)  # add, not assign: an integer array may pick the same element twice
     return (out,)
+    # END SOLUTION
+
+
+def _picks_each_element_once(index) -> bool:
+    """True for ints, slices, None, ... and bool masks; integer arrays may repeat an element."""
+    for item in (index if isinstance(index, tuple) else (index,)):
+        if isinstance(item, np.ndarray):
+            if item.dtype != np.bool_:
+                return False
+        elif not isinstance(item, (int, np.integer, slice, type(None), type(Ellipsis))):
+            return False
+    return True
+
+
+@gradient_of("broadcast_to")
+def _broadcast_to(ctx, g):
+    # BEGIN SOLUTION
+    return (unbroadcast(g, ctx.parents[0].shape),)
+    # END SOLUTION
+
+
+@gradient_of("pad")
+def _pad(ctx, g):
+    """Saved (inside,): the slices of the output that hold the input; the border gets no gradient."""
+    # BEGIN SOLUTION
+    return (g[ctx.saved[0]],)
     # END SOLUTION
 
 
@@ -422,5 +520,103 @@ def _layer_norm(ctx, g):
         gxhat = g * weight.data
         gx = rstd * (gxhat - gxhat.mean(axis=-1, keepdims=True)
                      - xhat * (gxhat * xhat).mean(axis=-1, keepdims=True))
+    return gx, gw, gb
+    # END SOLUTION
+
+
+# ---- rules for module 06: spatial ---------------------------------------------------------------------
+# The forward ops live in tinytorch/spatial.py and keep image data in channels-last (NHWC) memory,
+# handing out (N, C, H, W) views; these rules work on the NHWC views too (`g.transpose(0, 2, 3, 1)`
+# is free when g came from those ops) and return (N, C, H, W) views of NHWC arrays.
+def _nhwc_rows(g: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) gradient -> (N*H*W, C) matrix (free when g is an NHWC view)."""
+    return np.ascontiguousarray(g.transpose(0, 2, 3, 1)).reshape(-1, g.shape[1])
+
+
+def _scatter_windows(parts, x_shape, kernel, stride, padding, dtype) -> np.ndarray:
+    """Sum window-shaped contributions back onto the input: the inverse of im2col ("col2im").
+
+    `parts(i, j)` gives the (N, Ho, Wo, C) contribution of kernel offset (i, j). Windows overlap, so
+    the contributions are *added* into a padded NHWC buffer. We loop over the kh*kw kernel offsets
+    (9 for a 3x3 kernel), each step one vectorised strided add over the whole batch: this is faster
+    than np.add.at (which is unbuffered and slow) and than building the full (N*Ho*Wo, kh*kw*C)
+    column gradient first. Returns the (N, C, H, W) view of the un-padded NHWC gradient.
+    """
+    N, C, H, W = x_shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    dxp = np.zeros((N, H + 2 * ph, W + 2 * pw, C), dtype=dtype)
+    Ho = (H + 2 * ph - kh) // sh + 1
+    Wo = (W + 2 * pw - kw) // sw + 1
+    for i in range(kh):
+        for j in range(kw):
+            dxp[:, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] += parts(i, j)
+    return dxp[:, ph:ph + H, pw:pw + W].transpose(0, 3, 1, 2)
+
+
+@gradient_of("conv2d")
+def _conv2d(ctx, g):
+    """Parents (x, weight[, bias]); saved (stride, padding, cols) with cols (N*Ho*Wo, kh*kw*C_in)."""
+    # BEGIN SOLUTION
+    x, weight = ctx.parents[:2]
+    bias = ctx.parents[2] if len(ctx.parents) == 3 else None
+    stride, padding, cols = ctx.saved
+    C_out, C_in, kh, kw = weight.shape
+    N, _, Ho, Wo = g.shape
+    g_rows = _nhwc_rows(g)                                                # (N*Ho*Wo, C_out)
+    gw = gb = gx = None
+    if weight.requires_grad:   # dL/dW = cols^T @ g: one GEMM reducing over every output pixel
+        gw = (cols.T @ g_rows).reshape(kh, kw, C_in, C_out).transpose(3, 2, 0, 1)
+    if bias is not None and bias.requires_grad:
+        gb = g_rows.sum(axis=0)
+    if x.requires_grad:        # one matmul per kernel offset, added into the padded image
+        w = weight.data
+        gx = _scatter_windows(lambda i, j: (g_rows @ w[:, :, i, j]).reshape(N, Ho, Wo, C_in),
+                              x.shape, (kh, kw), stride, padding, np.result_type(g, w))
+    return (gx, gw) if bias is None else (gx, gw, gb)
+    # END SOLUTION
+
+
+@gradient_of("max_pool2d")
+def _max_pool2d(ctx, g):
+    """Saved (kernel, stride, padding, index): index (N, Ho, Wo, C) of the winner in each window."""
+    # BEGIN SOLUTION
+    x = ctx.parents[0]
+    kernel, stride, padding, index = ctx.saved
+    kw = kernel[1]
+    g_nhwc = g.transpose(0, 2, 3, 1)
+    return (_scatter_windows(lambda i, j: np.where(index == i * kw + j, g_nhwc, 0),
+                             x.shape, kernel, stride, padding, g.dtype),)
+    # END SOLUTION
+
+
+@gradient_of("avg_pool2d")
+def _avg_pool2d(ctx, g):
+    # BEGIN SOLUTION
+    x = ctx.parents[0]
+    kernel, stride, padding = ctx.saved
+    share = g.transpose(0, 2, 3, 1) / g.dtype.type(kernel[0] * kernel[1])   # each input gets 1/(kh*kw)
+    return (_scatter_windows(lambda i, j: share, x.shape, kernel, stride, padding, g.dtype),)
+    # END SOLUTION
+
+
+@gradient_of("batch_norm2d")
+def _batch_norm2d(ctx, g):
+    """Parents (x, weight, bias); saved (xhat, rstd, training). Closed form over (N, H, W):
+    dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) in training (the batch statistics
+    depend on x), dx = rstd * dxhat in evaluation (the running statistics are constants)."""
+    # BEGIN SOLUTION
+    x, weight, bias = ctx.parents
+    xhat, rstd, training = ctx.saved
+    axes = (0, 2, 3)
+    gw = (g * xhat).sum(axis=axes) if weight.requires_grad else None
+    gb = g.sum(axis=axes) if bias.requires_grad else None
+    gx = None
+    if x.requires_grad:
+        shape = (1, -1, 1, 1)
+        gxhat = g * weight.data.astype(g.dtype).reshape(shape)
+        if training:
+            gxhat = (gxhat - gxhat.mean(axis=axes, keepdims=True)
+                     - xhat * (gxhat * xhat).mean(axis=axes, keepdims=True))
+        gx = gxhat * rstd.reshape(shape)
     return gx, gw, gb
     # END SOLUTION

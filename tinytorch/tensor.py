@@ -4,22 +4,35 @@ A `Tensor` wraps a NumPy array (`.data`). Floating-point data is float32 unless 
 dtype, because float32 is what deep-learning hardware and BLAS run fastest; integer dtypes are kept
 as they are, for class labels and token ids.
 
+Dtype rules (the same as PyTorch's where it matters):
+- Python numbers, lists and NumPy float arrays become float32; pass `dtype=np.float64` to keep float64
+  (gradient checks do, for precise finite differences); integers and bools keep their dtype.
+- A Python number or array combined with a tensor takes the tensor's dtype (`x * 0.5` stays float32).
+- integer (op) float32 -> float32; float64 survives only if an operand already is float64.
+- `/` of two integer tensors, exp, log and sqrt of integers give float32.
+
 Every operation here computes its result with NumPy and hands it to `Tensor._make`, which records
 the operation's name, its inputs and whatever the backward pass will need (the "context") - but
 only when some input requires a gradient and gradient mode is on. The rules that turn an output
 gradient into input gradients live in module 09 (`tinytorch/autograd.py`); nothing in this file
 needs them until you call `.backward()`.
 
+When an operation cannot work on its input it raises `TensorError` naming the operation, the shapes
+and, where they matter, the dtypes - never a bare NumPy error from deep inside.
+
 Shapes in docstrings: `(N, D)` means a 2-D tensor with N rows and D columns; `(..., M, K)` means any
 number of leading (batch) dimensions.
 """
 from __future__ import annotations
 
+import math
 from typing import Iterable, Sequence
 
 import numpy as np
 
 DEFAULT_FLOAT = np.float32
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
 
 
 class TensorError(ValueError):
@@ -64,15 +77,33 @@ def get_rng() -> np.random.Generator:
 
 
 def _shape_str(*tensors) -> str:
+    """'(2, 3) and (4,)': the shapes of tensors or arrays, for error messages."""
     return " and ".join(str(tuple(np.shape(t.data if isinstance(t, Tensor) else t))) for t in tensors)
 
 
+def _dtype_str(*tensors) -> str:
+    return " and ".join(str(t.data.dtype if isinstance(t, Tensor) else np.asarray(t).dtype) for t in tensors)
+
+
+def _shape_arg(shape: tuple) -> tuple:
+    """Accept both f(2, 3) and f((2, 3)) for shape arguments, as PyTorch does."""
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+
+
 def _as_array(value, dtype=None) -> np.ndarray:
-    """Convert tensors, arrays, scalars and nested lists to an ndarray; floats become float32."""
+    """Convert tensors, arrays, scalars and nested lists to an ndarray; floats become float32.
+
+    A Tensor keeps its dtype (so `Tensor(t)` of a float64 tensor stays float64); everything else
+    that is floating point becomes float32 unless `dtype` says otherwise.
+    """
     # BEGIN SOLUTION
     if isinstance(value, Tensor):
-        value = value.data
-    arr = np.asarray(value, dtype=dtype)
+        return value.data if dtype is None else value.data.astype(dtype, copy=False)
+    try:
+        arr = np.asarray(value, dtype=dtype)
+    except (ValueError, TypeError) as exc:
+        raise TensorError(f"Tensor: cannot make an array from {type(value).__name__} ({exc}); "
+                          "nested lists must be rectangular and hold numbers") from None
     if dtype is None and arr.dtype.kind == "f" and arr.dtype != DEFAULT_FLOAT:
         arr = arr.astype(DEFAULT_FLOAT)
     if arr.dtype.kind not in "fiub":
@@ -105,33 +136,68 @@ class Tensor:
     # ---- plumbing given to you -------------------------------------------------------------------
     @staticmethod
     def _make(data: np.ndarray, op: str, parents: tuple, saved: tuple = ()) -> "Tensor":
-        """Wrap the result of an op; record the graph only when a parent needs a gradient."""
-        out = Tensor.__new__(Tensor)
-        out.data = data
+        """Wrap the result of an op; record the graph only when a parent needs a gradient.
+
+        NumPy returns scalars (np.float32) instead of 0-d arrays from ufuncs on 0-d input; `.data`
+        is always an ndarray, so those are wrapped here once for every op.
+        """
+        out = _new_tensor(Tensor)
+        out.data = data if type(data) is np.ndarray else np.asarray(data)
         out.grad = None
-        if grad_mode.enabled and any(p.requires_grad for p in parents):
-            out.requires_grad = True
-            out._ctx = Context(op, parents, saved)
-        else:
-            out.requires_grad = False
-            out._ctx = None
+        if grad_mode.enabled:
+            for p in parents:
+                if p.requires_grad:
+                    out.requires_grad = True
+                    out._ctx = Context(op, parents, saved)
+                    return out
+        out.requires_grad = False
+        out._ctx = None
         return out
 
-    def _lift(self, other) -> "Tensor":
-        """Turn a Python number or array into a Tensor of a dtype that matches `self`."""
+    @staticmethod
+    def _wrap(data: np.ndarray) -> "Tensor":
+        """A leaf Tensor around an ndarray we made ourselves (no conversion, no checks: fast)."""
+        out = _new_tensor(Tensor)
+        out.data = data if type(data) is np.ndarray else np.asarray(data)
+        out.requires_grad = False
+        out.grad = None
+        out._ctx = None
+        return out
+
+    def _lift(self, other, op: str = "Tensor") -> "Tensor":
+        """Turn a Python number or array into a Tensor whose dtype suits `self` (see the dtype rules)."""
         if isinstance(other, Tensor):
             return other
-        arr = np.asarray(other)
-        if arr.dtype.kind == "f" or self.data.dtype.kind == "f":
-            arr = arr.astype(self.data.dtype if self.data.dtype.kind == "f" else DEFAULT_FLOAT)
-        elif arr.dtype.kind in "iu":
-            arr = arr.astype(self.data.dtype) if self.data.dtype.kind in "iu" else arr
-        return Tensor(arr)
+        dtype = self.data.dtype
+        if isinstance(other, (int, float)):  # the common case: x * 0.5, x + 1
+            if isinstance(other, float) and dtype.kind != "f":
+                dtype = DEFAULT_FLOAT
+            elif dtype.kind == "b" and not isinstance(other, bool):
+                dtype = np.dtype(np.int64)  # mask + 1 counts, it does not stay a bool
+            try:
+                return Tensor._wrap(np.array(other, dtype=dtype))
+            except OverflowError:
+                raise TensorError(f"{op}: the number {other} does not fit in the tensor's dtype {dtype}") from None
+        try:
+            arr = np.asarray(other)
+        except (ValueError, TypeError) as exc:
+            raise TensorError(f"{op}: cannot combine a tensor with {type(other).__name__} ({exc})") from None
+        if arr.dtype.kind not in "fiub":
+            raise TensorError(f"{op}: cannot combine a tensor of dtype {dtype} with "
+                              f"{type(other).__name__} of dtype {arr.dtype}; use numbers, arrays or Tensors")
+        if dtype.kind == "f":
+            arr = arr.astype(dtype, copy=False)
+        elif arr.dtype.kind == "f":
+            arr = arr.astype(DEFAULT_FLOAT, copy=False)
+        return Tensor._wrap(arr)
+
+    def _floating(self) -> "Tensor":
+        """self if it is floating point, else a float32 copy (ints have no gradient to lose)."""
+        return self if self.data.dtype.kind == "f" else Tensor._wrap(self.data.astype(DEFAULT_FLOAT))
 
     def backward(self, grad=None) -> None:
         """Fill `.grad` of every leaf this tensor depends on (see module 09)."""
-        from tinytorch.autograd import backward
-        backward(self, grad)
+        _autograd().backward(self, grad)
 
     # ---- properties --------------------------------------------------------------------------------
     @property
@@ -144,6 +210,10 @@ class Tensor:
 
     @property
     def size(self) -> int:
+        """Number of elements (NumPy's meaning; PyTorch calls it numel())."""
+        return self.data.size
+
+    def numel(self) -> int:
         return self.data.size
 
     @property
@@ -166,17 +236,32 @@ class Tensor:
         return self.data.tolist()
 
     def detach(self) -> "Tensor":
-        """The same data, cut from the graph (no gradient flows through it)."""
-        return Tensor(self.data)
+        """The same data (and dtype), cut from the graph: no gradient flows through it."""
+        return Tensor._wrap(self.data)
+
+    def clone(self) -> "Tensor":
+        """A copy of the data that stays in the graph (recorded as a same-shape reshape)."""
+        return Tensor._make(self.data.copy(), "reshape", (self,))
 
     def astype(self, dtype) -> "Tensor":
-        return Tensor(self.data.astype(dtype))
+        """A copy converted to `dtype`, cut from the graph."""
+        return Tensor._wrap(self.data.astype(dtype))
 
     def float(self) -> "Tensor":
         return self.astype(DEFAULT_FLOAT)
 
+    def double(self) -> "Tensor":
+        return self.astype(np.float64)
+
     def long(self) -> "Tensor":
         return self.astype(np.int64)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        """Switch gradient tracking on (or off) for this leaf, in place; returns self."""
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TensorError(f"requires_grad_: only floating-point tensors can require gradients, got dtype {self.dtype}")
+        self.requires_grad = bool(requires_grad)
+        return self
 
     def zero_grad(self) -> None:
         self.grad = None
@@ -185,6 +270,28 @@ class Tensor:
         if self.data.ndim == 0:
             raise TensorError("len() of a 0-d tensor")
         return self.data.shape[0]
+
+    def __iter__(self):
+        """Iterate over the first dimension, like a list of rows."""
+        if self.data.ndim == 0:
+            raise TensorError("iter: cannot iterate over a 0-d tensor")
+        for i in range(self.data.shape[0]):
+            yield self[i]
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise TensorError(f"bool: the truth value of a tensor of shape {self.shape} is ambiguous; "
+                              "use .any() or .all() (e.g. (x > 0).all())")
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __format__(self, spec: str) -> str:
+        return format(self.item(), spec) if spec and self.data.size == 1 else format(str(self), spec)
 
     def __array__(self, dtype=None, copy=None):
         return self.data if dtype is None else self.data.astype(dtype)
@@ -201,16 +308,20 @@ class Tensor:
     # ---- element-wise arithmetic -------------------------------------------------------------------
     def _binary(self, other, op: str, fn) -> "Tensor":
         """Apply NumPy `fn` with broadcasting; a shape mismatch names the op and both shapes."""
-        other = self._lift(other)
+        other = self._lift(other, op)
         # BEGIN SOLUTION
+        a, b = self.data, other.data
         try:
-            data = fn(self.data, other.data)
+            data = fn(a, b)
         except ValueError:
             raise TensorError(
-                f"{op}: cannot broadcast shapes {_shape_str(self, other)}; trailing dimensions must be "
-                "equal or 1") from None
-        if data.dtype == np.float64 and self.data.dtype != np.float64 and other.data.dtype != np.float64:
-            data = data.astype(DEFAULT_FLOAT)  # int + float32 stays float32
+                f"{op}: cannot broadcast shapes {_shape_str(a, b)}; compared from the right, each pair of "
+                "dimensions must be equal or one of them 1") from None
+        except TypeError:
+            raise TensorError(f"{op}: not defined for dtypes {_dtype_str(a, b)} "
+                              f"(shapes {_shape_str(a, b)})") from None
+        if data.dtype is _F64 and a.dtype is not _F64 and b.dtype is not _F64:
+            data = data.astype(DEFAULT_FLOAT)  # int (op) float32 stays float32, int / int is float32
         return Tensor._make(data, op, (self, other))
         # END SOLUTION
 
@@ -218,64 +329,76 @@ class Tensor:
         return self._binary(other, "add", np.add)
 
     def __radd__(self, other):
-        return self._lift(other).__add__(self)
+        return self._lift(other, "add")._binary(self, "add", np.add)
 
     def __sub__(self, other):
         return self._binary(other, "sub", np.subtract)
 
     def __rsub__(self, other):
-        return self._lift(other).__sub__(self)
+        return self._lift(other, "sub")._binary(self, "sub", np.subtract)
 
     def __mul__(self, other):
         return self._binary(other, "mul", np.multiply)
 
     def __rmul__(self, other):
-        return self._lift(other).__mul__(self)
+        return self._lift(other, "mul")._binary(self, "mul", np.multiply)
 
     def __truediv__(self, other):
-        if self.data.dtype.kind != "f" and not (isinstance(other, Tensor) and other.dtype.kind == "f"):
-            return self.float()._binary(other, "div", np.true_divide)
         return self._binary(other, "div", np.true_divide)
 
     def __rtruediv__(self, other):
-        return self._lift(other).__truediv__(self)
+        return self._lift(other, "div")._binary(self, "div", np.true_divide)
 
     def __pow__(self, exponent) -> "Tensor":
         """Element-wise power with a constant (Python number) exponent."""
-        if isinstance(exponent, Tensor):
-            raise TensorError("pow: the exponent must be a Python number; for a tensor exponent use exp(b * log(a))")
+        if isinstance(exponent, Tensor) or not isinstance(exponent, (int, float, np.integer, np.floating)):
+            raise TensorError(f"pow: the exponent must be a Python number, got {type(exponent).__name__}; "
+                              "for a tensor exponent use (b * a.log()).exp()")
+        # integers keep their dtype only for whole, non-negative exponents (2 ** -1 is not an integer)
+        x = self if float(exponent).is_integer() and exponent >= 0 else self._floating()
         # BEGIN SOLUTION
         p = float(exponent)
         if p == 2.0:
-            data = self.data * self.data
-        elif p == 0.5:
-            data = np.sqrt(self.data)
+            data = x.data * x.data
+        elif p == 0.5 and x.data.dtype.kind == "f":
+            data = np.sqrt(x.data)
         else:
-            data = np.power(self.data, self.data.dtype.type(p) if self.data.dtype.kind == "f" else p)
-        return Tensor._make(data, "pow", (self,), (p,))
+            data = np.power(x.data, x.data.dtype.type(p))
+        return Tensor._make(data, "pow", (x,), (p,))
         # END SOLUTION
 
+    def __rpow__(self, base) -> "Tensor":
+        """number ** tensor, as exp(tensor * log(number)); the number must be positive."""
+        if not isinstance(base, (int, float)) or base <= 0:
+            raise TensorError(f"pow: number ** tensor needs a positive Python number as the base, got {base!r}")
+        return (self._floating() * math.log(base)).exp()
+
     def __neg__(self):
+        if self.data.dtype.kind == "b":
+            raise TensorError(f"neg: cannot negate a bool tensor (shape {self.shape}); use ~mask for logical not")
         # BEGIN SOLUTION
         return Tensor._make(np.negative(self.data), "neg", (self,))
         # END SOLUTION
 
     def exp(self) -> "Tensor":
+        x = self._floating()
         # BEGIN SOLUTION
-        out = np.exp(self.data)
-        return Tensor._make(out, "exp", (self,), (out,))
+        out = np.exp(x.data)
+        return Tensor._make(out, "exp", (x,), (out,))
         # END SOLUTION
 
     def log(self) -> "Tensor":
         """Natural logarithm; log(0) is -inf, as in NumPy and PyTorch."""
+        x = self._floating()
         # BEGIN SOLUTION
-        return Tensor._make(np.log(self.data), "log", (self,))
+        return Tensor._make(np.log(x.data), "log", (x,))
         # END SOLUTION
 
     def sqrt(self) -> "Tensor":
+        x = self._floating()
         # BEGIN SOLUTION
-        out = np.sqrt(self.data)
-        return Tensor._make(out, "sqrt", (self,), (out,))
+        out = np.sqrt(x.data)
+        return Tensor._make(out, "sqrt", (x,), (out,))
         # END SOLUTION
 
     def abs(self) -> "Tensor":
@@ -287,22 +410,39 @@ class Tensor:
         """Limit values to [low, high]; either bound may be None. The gradient is 0 where clipped."""
         if low is None and high is None:
             raise TensorError("clip: give at least one of low and high")
+        for bound in (low, high):
+            if bound is not None and not isinstance(bound, (int, float, np.integer, np.floating)):
+                raise TensorError(f"clip: bounds must be numbers or None, got {type(bound).__name__}")
+        x = self if isinstance(low, (int, np.integer, type(None))) and isinstance(high, (int, np.integer, type(None))) \
+            else self._floating()
         # BEGIN SOLUTION
-        return Tensor._make(np.clip(self.data, low, high), "clip", (self,), (low, high))
+        return Tensor._make(np.clip(x.data, low, high), "clip", (x,), (low, high))
         # END SOLUTION
+
+    clamp = clip
 
     def maximum(self, other) -> "Tensor":
         """Element-wise maximum of two tensors (broadcasting); ties send the gradient to `self`."""
         return self._binary(other, "maximum", np.maximum)
 
+    def minimum(self, other) -> "Tensor":
+        """Element-wise minimum of two tensors (broadcasting); ties send the gradient to `self`."""
+        return self._binary(other, "minimum", np.minimum)
+
     def masked_fill(self, mask, value: float) -> "Tensor":
         """Copy of self with `value` where the boolean `mask` (broadcastable to self) is True."""
         mask = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
         if mask.dtype != np.bool_:
-            raise TensorError(f"masked_fill: mask must be bool, got dtype {mask.dtype}")
+            raise TensorError(f"masked_fill: mask must be bool, got dtype {mask.dtype} (shape {mask.shape})")
+        if isinstance(value, Tensor):
+            value = value.item()
+        try:
+            fill = self.data.dtype.type(value)
+        except (OverflowError, ValueError, TypeError):
+            raise TensorError(f"masked_fill: value {value!r} does not fit the tensor's dtype {self.dtype}") from None
         # BEGIN SOLUTION
         try:
-            data = np.where(mask, self.data.dtype.type(value), self.data)
+            data = np.where(mask, fill, self.data)
         except ValueError:
             raise TensorError(f"masked_fill: mask shape {mask.shape} does not broadcast to {self.shape}") from None
         if data.shape != self.shape:
@@ -310,13 +450,15 @@ class Tensor:
         return Tensor._make(data, "masked_fill", (self,), (mask,))
         # END SOLUTION
 
-    # ---- comparisons (no gradient: the result is bool) --------------------------------------------
+    # ---- comparisons and logic (no gradient: the result is bool) -----------------------------------
     def _compare(self, other, fn, op) -> "Tensor":
-        other = self._lift(other)
+        other = self._lift(other, op)
         try:
-            return Tensor(fn(self.data, other.data))
+            return Tensor._wrap(fn(self.data, other.data))
         except ValueError:
             raise TensorError(f"{op}: cannot broadcast shapes {_shape_str(self, other)}") from None
+        except TypeError:
+            raise TensorError(f"{op}: not defined for dtypes {_dtype_str(self, other)}") from None
 
     def __eq__(self, other):  # type: ignore[override]
         return self._compare(other, np.equal, "eq")
@@ -336,76 +478,133 @@ class Tensor:
     def __ge__(self, other):
         return self._compare(other, np.greater_equal, "ge")
 
+    def _logical(self, other, fn, op) -> "Tensor":
+        if self.data.dtype.kind not in "biu" or (isinstance(other, Tensor) and other.dtype.kind not in "biu"):
+            raise TensorError(f"{op}: needs bool or integer tensors, got dtype {_dtype_str(self, other)}")
+        return self._compare(other, fn, op)
+
+    def __and__(self, other):
+        return self._logical(other, np.bitwise_and, "and")
+
+    def __or__(self, other):
+        return self._logical(other, np.bitwise_or, "or")
+
+    def __xor__(self, other):
+        return self._logical(other, np.bitwise_xor, "xor")
+
+    def __invert__(self):
+        if self.data.dtype.kind not in "biu":
+            raise TensorError(f"invert: ~ needs a bool or integer tensor, got dtype {self.dtype}")
+        return Tensor._wrap(np.invert(self.data))
+
+    def any(self) -> bool:
+        return bool(self.data.any())
+
+    def all(self) -> bool:
+        return bool(self.data.all())
+
     # ---- matrix multiplication ---------------------------------------------------------------------
     def matmul(self, other) -> "Tensor":
         """(..., M, K) @ (..., K, N) -> (..., M, N), batch dims broadcast; 1-D operands as in NumPy."""
-        other = self._lift(other)
-        # BEGIN SOLUTION
+        other = self._lift(other, "matmul")
         a, b = self.data, other.data
         if a.ndim == 0 or b.ndim == 0:
-            raise TensorError(f"matmul: both operands need at least 1 dimension, got shapes {_shape_str(self, other)}")
-        k_left = a.shape[-1]
-        k_right = b.shape[-2] if b.ndim > 1 else b.shape[0]
+            raise TensorError(f"matmul: both operands need at least 1 dimension, got shapes {_shape_str(a, b)}")
+        k_left, k_right = a.shape[-1], (b.shape[-2] if b.ndim > 1 else b.shape[0])
         if k_left != k_right:
             raise TensorError(
-                f"matmul: shapes {_shape_str(self, other)} are not aligned: the last dimension of the left "
+                f"matmul: shapes {_shape_str(a, b)} are not aligned: the last dimension of the left "
                 f"operand ({k_left}) must equal the {'second-to-last' if b.ndim > 1 else 'only'} dimension "
                 f"of the right operand ({k_right})")
+        # BEGIN SOLUTION
         try:
             data = np.matmul(a, b)
         except ValueError:
-            raise TensorError(f"matmul: batch dimensions of {_shape_str(self, other)} do not broadcast") from None
+            raise TensorError(f"matmul: batch dimensions of {_shape_str(a, b)} do not broadcast") from None
+        except TypeError:
+            raise TensorError(f"matmul: not defined for dtypes {_dtype_str(a, b)}") from None
+        if data.dtype is _F64 and a.dtype is not _F64 and b.dtype is not _F64:
+            data = data.astype(DEFAULT_FLOAT)
         return Tensor._make(data, "matmul", (self, other))
         # END SOLUTION
 
     __matmul__ = matmul
 
     def __rmatmul__(self, other):
-        return self._lift(other).matmul(self)
+        return self._lift(other, "matmul").matmul(self)
 
     # ---- reductions --------------------------------------------------------------------------------
     def _check_axis(self, op: str, axis):
-        axes = (axis,) if isinstance(axis, int) else (axis or ())
+        """Validate `axis` (an int or a tuple of ints, negative counts from the end); lists become tuples."""
+        ndim = self.data.ndim
+        many = isinstance(axis, (tuple, list))
+        axes = tuple(axis) if many else (axis,)
+        seen = set()
         for ax in axes:
-            if not -self.ndim <= ax < max(self.ndim, 1):
-                raise TensorError(f"{op}: axis {ax} is out of range for a tensor of shape {self.shape}")
+            if not isinstance(ax, (int, np.integer)) or isinstance(ax, bool):
+                raise TensorError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}")
+            if not -ndim <= ax < ndim:
+                raise TensorError(f"{op}: axis {ax} is out of range for a tensor of shape {self.shape} "
+                                  f"({ndim} dimensions, so axes {-ndim}..{ndim - 1})")
+            if ax % ndim in seen:
+                raise TensorError(f"{op}: axis {ax} appears twice in {axis!r} (shape {self.shape})")
+            seen.add(ax % ndim)
+        return tuple(int(a) for a in axes) if many else int(axis)
+
+    def _reduced_count(self, axis) -> int:
+        """How many elements each output element of a reduction over `axis` combines."""
+        if axis is None:
+            return self.data.size
+        return math.prod(self.data.shape[a] for a in ((axis,) if isinstance(axis, int) else axis))
 
     def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
         """Sum over `axis` (int, tuple or None for all)."""
-        self._check_axis("sum", axis)
+        if axis is not None:
+            axis = self._check_axis("sum", axis)
         # BEGIN SOLUTION
-        axis = tuple(axis) if isinstance(axis, list) else axis
-        return Tensor._make(np.sum(self.data, axis=axis, keepdims=keepdims), "sum", (self,), (axis, keepdims))
+        data = self.data.sum(axis=axis, keepdims=keepdims)
+        return Tensor._make(data, "sum", (self,), (axis, keepdims))
         # END SOLUTION
 
     def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
-        self._check_axis("mean", axis)
-        if self.size == 0:
-            raise TensorError(f"mean: tensor of shape {self.shape} is empty")
+        if axis is not None:
+            axis = self._check_axis("mean", axis)
+        if self.data.size == 0 and self._reduced_count(axis) == 0:
+            raise TensorError(f"mean: cannot average over an empty axis (shape {self.shape}, axis {axis})")
         # BEGIN SOLUTION
-        axis = tuple(axis) if isinstance(axis, list) else axis
-        data = np.mean(self.data, axis=axis, keepdims=keepdims)
+        data = self.data.mean(axis=axis, keepdims=keepdims)
         if self.data.dtype.kind != "f":
             data = data.astype(DEFAULT_FLOAT)
-        return Tensor._make(np.asarray(data), "mean", (self,), (axis, keepdims))
+        return Tensor._make(data, "mean", (self,), (axis, keepdims))
         # END SOLUTION
 
     def var(self, axis=None, keepdims: bool = False, unbiased: bool = False) -> "Tensor":
-        """Variance, composed from mean, sub and mul (so it is differentiable for free)."""
+        """Variance, composed from mean, sub, mul and sum (so it is differentiable for free).
+
+        `unbiased=True` divides by n - 1 (sample variance), the default by n (as BatchNorm does).
+        """
+        if axis is not None:
+            axis = self._check_axis("var", axis)
+        n = self._reduced_count(axis)
+        if n < (2 if unbiased else 1):
+            raise TensorError(f"var: needs at least {2 if unbiased else 1} element(s) per output, got {n} "
+                              f"(shape {self.shape}, axis {axis})")
         # BEGIN SOLUTION
         centred = self - self.mean(axis=axis, keepdims=True)
-        sq = (centred * centred).sum(axis=axis, keepdims=keepdims)
-        n = self.size // max(sq.size, 1)
-        return sq / (n - 1 if unbiased else n)
+        return (centred * centred).sum(axis=axis, keepdims=keepdims) / (n - 1 if unbiased else n)
         # END SOLUTION
 
+    def std(self, axis=None, keepdims: bool = False, unbiased: bool = False) -> "Tensor":
+        return self.var(axis=axis, keepdims=keepdims, unbiased=unbiased).sqrt()
+
     def _extreme(self, op: str, fn, axis, keepdims) -> "Tensor":
-        self._check_axis(op, axis)
-        if self.size == 0:
-            raise TensorError(f"{op}: tensor of shape {self.shape} is empty")
+        if axis is not None:
+            axis = self._check_axis(op, axis)
+        if self.data.size == 0 and self._reduced_count(axis) == 0:
+            raise TensorError(f"{op}: an empty axis has no {op}imum (shape {self.shape}, axis {axis})")
         # BEGIN SOLUTION
-        out = fn(self.data, axis=axis, keepdims=keepdims)
-        return Tensor._make(np.asarray(out), op, (self,), (axis, keepdims, out))
+        out = np.asarray(fn(self.data, axis=axis, keepdims=keepdims))
+        return Tensor._make(out, op, (self,), (axis, keepdims, out))
         # END SOLUTION
 
     def max(self, axis=None, keepdims: bool = False) -> "Tensor":
@@ -413,23 +612,33 @@ class Tensor:
         return self._extreme("max", np.max, axis, keepdims)
 
     def min(self, axis=None, keepdims: bool = False) -> "Tensor":
+        """Smallest value over `axis`; ties share the gradient equally."""
         return self._extreme("min", np.min, axis, keepdims)
 
+    def _arg_extreme(self, op: str, fn, axis, keepdims) -> "Tensor":
+        if axis is not None and not isinstance(axis, (int, np.integer)):
+            raise TensorError(f"{op}: axis must be an int or None, got {axis!r}")
+        if axis is not None:
+            axis = self._check_axis(op, axis)
+        if self.data.size == 0:
+            raise TensorError(f"{op}: an empty tensor (shape {self.shape}) has no {op[3:]}imum")
+        return Tensor._wrap(np.asarray(fn(self.data, axis=axis, keepdims=keepdims)))
+
     def argmax(self, axis=None, keepdims: bool = False) -> "Tensor":
-        """Index of the largest value (int64, no gradient)."""
-        self._check_axis("argmax", axis)
-        # BEGIN SOLUTION
-        return Tensor(np.argmax(self.data, axis=axis, keepdims=keepdims))
-        # END SOLUTION
+        """Index of the largest value (int64, no gradient); over the flattened tensor if axis is None."""
+        return self._arg_extreme("argmax", np.argmax, axis, keepdims)
+
+    def argmin(self, axis=None, keepdims: bool = False) -> "Tensor":
+        return self._arg_extreme("argmin", np.argmin, axis, keepdims)
 
     # ---- shape manipulation ------------------------------------------------------------------------
     def reshape(self, *shape) -> "Tensor":
         """Same data, new shape; one dimension may be -1 (inferred)."""
-        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        shape = _shape_arg(shape)
         # BEGIN SOLUTION
         try:
             data = self.data.reshape(shape)
-        except ValueError:
+        except (ValueError, TypeError):
             raise TensorError(f"reshape: cannot reshape a tensor of shape {self.shape} ({self.size} elements) "
                               f"into {shape}") from None
         return Tensor._make(data, "reshape", (self,))
@@ -439,18 +648,24 @@ class Tensor:
 
     def permute(self, *axes) -> "Tensor":
         """Reorder dimensions: x.permute(0, 2, 1) swaps the last two of a 3-D tensor."""
-        axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        if sorted(a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
-            raise TensorError(f"permute: {axes} is not an ordering of the {self.ndim} dimensions of shape {self.shape}")
+        axes = _shape_arg(axes)
+        ndim = self.data.ndim
+        if (len(axes) != ndim or not all(isinstance(a, (int, np.integer)) and -ndim <= a < ndim for a in axes)
+                or len({a % ndim for a in axes}) != ndim):
+            raise TensorError(f"permute: {axes} is not an ordering of the {ndim} dimensions of shape {self.shape}")
+        axes = tuple(int(a) % ndim for a in axes)  # non-negative, so the backward rule can invert it
         # BEGIN SOLUTION
         return Tensor._make(np.transpose(self.data, axes), "permute", (self,), (axes,))
         # END SOLUTION
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> "Tensor":
         """Swap two dimensions (by default the last two, the matrix transpose)."""
-        if self.ndim < 2:
+        ndim = self.data.ndim
+        if ndim < 2:
             raise TensorError(f"transpose: needs at least 2 dimensions, got shape {self.shape}")
-        axes = list(range(self.ndim))
+        if not (-ndim <= dim0 < ndim and -ndim <= dim1 < ndim):
+            raise TensorError(f"transpose: dimensions ({dim0}, {dim1}) are out of range for shape {self.shape}")
+        axes = list(range(ndim))
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return self.permute(*axes)
 
@@ -459,38 +674,231 @@ class Tensor:
         return self.permute(*reversed(range(self.ndim)))
 
     def squeeze(self, axis=None) -> "Tensor":
-        """Drop dimensions of size 1 (all of them, or just `axis`)."""
+        """Drop dimensions of size 1 (all of them, or just `axis`, which must have size 1)."""
         if axis is None:
             shape = tuple(s for s in self.shape if s != 1)
         else:
+            axis = self._check_axis("squeeze", axis)
+            if not isinstance(axis, int):
+                raise TensorError(f"squeeze: axis must be one int, got {axis!r}")
             if self.shape[axis] != 1:
                 raise TensorError(f"squeeze: dimension {axis} of shape {self.shape} has size {self.shape[axis]}, not 1")
             shape = self.shape[:axis % self.ndim] + self.shape[axis % self.ndim + 1:]
         return self.reshape(shape)
 
     def unsqueeze(self, axis: int) -> "Tensor":
-        """Insert a dimension of size 1 at `axis`."""
-        axis = axis % (self.ndim + 1)
+        """Insert a dimension of size 1 at `axis` (-1 appends one at the end)."""
+        ndim = self.data.ndim
+        if not isinstance(axis, (int, np.integer)) or not -ndim - 1 <= axis <= ndim:
+            raise TensorError(f"unsqueeze: axis {axis!r} is out of range for shape {self.shape} "
+                              f"(a new axis can go at {-ndim - 1}..{ndim})")
+        axis = axis % (ndim + 1)
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
-    def flatten(self, start_dim: int = 0) -> "Tensor":
-        """Merge dimensions start_dim.. into one: (N, C, H, W).flatten(1) -> (N, C*H*W)."""
-        start = start_dim % max(self.ndim, 1)
-        return self.reshape(self.shape[:start] + (-1,))
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
+        """Merge dimensions start_dim..end_dim into one: (N, C, H, W).flatten(1) -> (N, C*H*W)."""
+        ndim = max(self.data.ndim, 1)
+        if not (-ndim <= start_dim < ndim and -ndim <= end_dim < ndim):
+            raise TensorError(f"flatten: dimensions {start_dim}..{end_dim} are out of range for shape {self.shape}")
+        start, end = start_dim % ndim, end_dim % ndim
+        if start > end:
+            raise TensorError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (shape {self.shape})")
+        shape = self.shape or (1,)
+        return self.reshape(shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:])
+
+    def broadcast_to(self, *shape) -> "Tensor":
+        """A read-only view repeated along new or size-1 axes: (3, 1) -> (2, 3, 4). The gradient sums back."""
+        shape = _shape_arg(shape)
+        # BEGIN SOLUTION
+        try:
+            data = np.broadcast_to(self.data, shape)
+        except (ValueError, TypeError):
+            raise TensorError(f"broadcast_to: cannot broadcast shape {self.shape} to {shape}; compared from the "
+                              "right, each dimension must match or be 1") from None
+        return Tensor._make(data, "broadcast_to", (self,))
+        # END SOLUTION
+
+    def expand(self, *sizes) -> "Tensor":
+        """PyTorch's name for broadcast_to; -1 keeps a dimension as it is."""
+        sizes = _shape_arg(sizes)
+        offset = len(sizes) - self.ndim
+        if offset < 0:
+            raise TensorError(f"expand: {sizes} has fewer dimensions than the tensor's shape {self.shape}")
+        return self.broadcast_to(tuple(self.shape[i - offset] if s == -1 and i >= offset else s
+                                       for i, s in enumerate(sizes)))
+
+    def split(self, split_size, axis: int = 0) -> list["Tensor"]:
+        """Cut along `axis` into pieces of `split_size` (the last may be shorter) or of the listed sizes."""
+        axis = self._check_axis("split", axis)
+        length = self.shape[axis]
+        if isinstance(split_size, (int, np.integer)):
+            if split_size <= 0:
+                raise TensorError(f"split: split_size must be positive, got {split_size}")
+            sizes = [min(split_size, length - start) for start in range(0, length, split_size)]
+        else:
+            sizes = list(split_size)
+            if sum(sizes) != length or any(s < 0 for s in sizes):
+                raise TensorError(f"split: sizes {sizes} must be non-negative and add up to {length}, the size "
+                                  f"of axis {axis} of shape {self.shape}")
+        lead = (slice(None),) * (axis % self.ndim)
+        pieces, start = [], 0
+        for size in sizes:
+            pieces.append(self[lead + (slice(start, start + size),)])
+            start += size
+        return pieces
 
     def __getitem__(self, index) -> "Tensor":
-        """Basic slicing and NumPy fancy indexing; integer tensors may be used as indices."""
-        if isinstance(index, Tensor):
-            index = index.data
-        elif isinstance(index, tuple):
-            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        """Basic slicing and NumPy fancy indexing; integer or bool tensors may be used as indices."""
+        index = _unwrap_index(index)
         # BEGIN SOLUTION
         try:
             data = self.data[index]
-        except IndexError as exc:
+        except (IndexError, TypeError, ValueError) as exc:
             raise TensorError(f"getitem: index {index!r} is invalid for shape {self.shape}: {exc}") from None
-        return Tensor._make(np.asarray(data), "getitem", (self,), (index,))
+        return Tensor._make(data, "getitem", (self,), (index,))
         # END SOLUTION
+
+    def __setitem__(self, index, value) -> None:
+        """In-place assignment into the data, for tensors outside the graph (masks, one-hot targets)."""
+        if grad_mode.enabled and (self.requires_grad or self._ctx is not None):
+            raise TensorError(f"setitem: cannot assign into a tensor that requires grad (shape {self.shape}): its "
+                              "gradient would be wrong. Build a new tensor (where / masked_fill / cat) or assign "
+                              "inside no_grad()")
+        index = _unwrap_index(index)
+        try:
+            self.data[index] = value.data if isinstance(value, Tensor) else value
+        except (IndexError, TypeError, ValueError, OverflowError) as exc:
+            raise TensorError(f"setitem: cannot assign {type(value).__name__} at {index!r} into shape "
+                              f"{self.shape}: {exc}") from None
+
+    # ---- activations as methods (the functions live in module 03) -----------------------------------
+    def relu(self) -> "Tensor":
+        from tinytorch.activations import relu
+        return relu(self)
+
+    def sigmoid(self) -> "Tensor":
+        from tinytorch.activations import sigmoid
+        return sigmoid(self)
+
+    def tanh(self) -> "Tensor":
+        from tinytorch.activations import tanh
+        return tanh(self)
+
+    def softmax(self, axis: int = -1) -> "Tensor":
+        from tinytorch.activations import softmax
+        return softmax(self, axis)
+
+    def log_softmax(self, axis: int = -1) -> "Tensor":
+        from tinytorch.activations import log_softmax
+        return log_softmax(self, axis)
+
+
+_new_tensor = object.__new__  # Tensor._make skips __init__: its data is already a checked ndarray
+
+
+def _autograd():
+    """Module 09, imported on first use (this file must work without it until backward())."""
+    global _autograd_module
+    if _autograd_module is None:
+        from tinytorch import autograd
+        _autograd_module = autograd
+    return _autograd_module
+
+
+_autograd_module = None
+
+
+def _unwrap_index(index):
+    """Tensors inside an index become their arrays; lists become arrays (so [True, False] is a mask)."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, list):
+        return np.asarray([i.data if isinstance(i, Tensor) else i for i in index])
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else (np.asarray(i) if isinstance(i, list) else i)
+                     for i in index)
+    return index
+
+
+# ---- functions of several tensors -------------------------------------------------------------------
+def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis; all other dimensions must match."""
+    tensors = as_tensors(tensors)
+    if not tensors:
+        raise TensorError("cat: needs at least one tensor")
+    shapes = [t.shape for t in tensors]
+    ndim = len(shapes[0])
+    if ndim == 0 or any(len(s) != ndim for s in shapes):
+        raise TensorError(f"cat: all tensors need the same number (>= 1) of dimensions, got shapes {shapes}")
+    if not isinstance(axis, (int, np.integer)) or not -ndim <= axis < ndim:
+        raise TensorError(f"cat: axis {axis!r} is out of range for shapes {shapes}")
+    axis = int(axis) % ndim
+    if any(s[:axis] + s[axis + 1:] != shapes[0][:axis] + shapes[0][axis + 1:] for s in shapes):
+        raise TensorError(f"cat: shapes {shapes} differ outside axis {axis}; only the size along the axis may differ")
+    # BEGIN SOLUTION
+    data = np.concatenate([t.data for t in tensors], axis=axis)
+    if data.dtype is _F64 and all(t.data.dtype is not _F64 for t in tensors):
+        data = data.astype(DEFAULT_FLOAT)
+    sizes = tuple(s[axis] for s in shapes)
+    return Tensor._make(data, "cat", tuple(tensors), (axis, sizes))
+    # END SOLUTION
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join same-shaped tensors along a new axis."""
+    tensors = as_tensors(tensors)
+    if not tensors:
+        raise TensorError("stack: needs at least one tensor")
+    if len({t.shape for t in tensors}) != 1:
+        raise TensorError(f"stack: all tensors need the same shape, got {[t.shape for t in tensors]}")
+    ndim = tensors[0].ndim
+    if not isinstance(axis, (int, np.integer)) or not -ndim - 1 <= axis <= ndim:
+        raise TensorError(f"stack: axis {axis!r} is out of range for tensors of shape {tensors[0].shape}")
+    return cat([t.unsqueeze(axis) for t in tensors], axis=axis)
+
+
+def where(condition, a, b) -> Tensor:
+    """Element-wise choice: a where condition is True, else b; all three broadcast together.
+
+    Gradients flow to `a` where the condition holds and to `b` elsewhere.
+    """
+    cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    if cond.dtype != np.bool_:
+        raise TensorError(f"where: condition must be bool, got dtype {cond.dtype} (shape {cond.shape})")
+    if not isinstance(a, Tensor):
+        a = b._lift(a, "where") if isinstance(b, Tensor) else Tensor(a)
+    b = a._lift(b, "where")
+    # BEGIN SOLUTION
+    try:
+        data = np.where(cond, a.data, b.data)
+    except ValueError:
+        raise TensorError(f"where: shapes {_shape_str(cond, a, b)} (condition, a, b) do not broadcast") from None
+    if data.dtype is _F64 and a.data.dtype is not _F64 and b.data.dtype is not _F64:
+        data = data.astype(DEFAULT_FLOAT)
+    return Tensor._make(data, "where", (a, b), (cond,))
+    # END SOLUTION
+
+
+def pad(x: Tensor, pad_width, value: float = 0.0) -> Tensor:
+    """Pad with a constant. `pad_width` is NumPy's: one (before, after) pair per axis, or one int for all.
+
+    pad(images, ((0, 0), (0, 0), (1, 1), (1, 1))) adds a 1-pixel border to (N, C, H, W) images.
+    """
+    if isinstance(pad_width, (int, np.integer)):
+        pad_width = ((pad_width, pad_width),) * x.ndim
+    try:
+        widths = tuple((int(before), int(after)) for before, after in pad_width)
+    except (TypeError, ValueError):
+        raise TensorError(f"pad: pad_width must be one (before, after) pair per axis, got {pad_width!r}") from None
+    if len(widths) != x.ndim or any(w < 0 for pair in widths for w in pair):
+        raise TensorError(f"pad: need {x.ndim} non-negative (before, after) pairs for shape {x.shape}, got {widths}")
+    # BEGIN SOLUTION
+    shape = tuple(s + before + after for s, (before, after) in zip(x.shape, widths))
+    inside = tuple(slice(before, before + s) for s, (before, _) in zip(x.shape, widths))
+    data = np.full(shape, value, dtype=x.dtype)
+    data[inside] = x.data
+    return Tensor._make(data, "pad", (x,), (inside,))
+    # END SOLUTION
 
 
 # ---- functions that build tensors -------------------------------------------------------------------
@@ -499,55 +907,38 @@ def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
 
 
 def zeros(*shape, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(np.zeros(shape, dtype=dtype), requires_grad=requires_grad)
+    return Tensor(np.zeros(_shape_arg(shape), dtype=dtype), dtype=dtype, requires_grad=requires_grad)
 
 
 def ones(*shape, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(np.ones(shape, dtype=dtype), requires_grad=requires_grad)
+    return Tensor(np.ones(_shape_arg(shape), dtype=dtype), dtype=dtype, requires_grad=requires_grad)
+
+
+def full(shape, value, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.full(shape, value, dtype=dtype), dtype=dtype, requires_grad=requires_grad)
+
+
+def zeros_like(x: Tensor, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.zeros_like(x.data), dtype=x.dtype, requires_grad=requires_grad)
+
+
+def ones_like(x: Tensor, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.ones_like(x.data), dtype=x.dtype, requires_grad=requires_grad)
 
 
 def randn(*shape, requires_grad: bool = False) -> Tensor:
     """Standard normal samples (float32) from TinyTorch's seeded generator."""
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(_rng.standard_normal(shape, dtype=DEFAULT_FLOAT), requires_grad=requires_grad)
+    return Tensor(_rng.standard_normal(_shape_arg(shape), dtype=DEFAULT_FLOAT), requires_grad=requires_grad)
+
+
+def rand(*shape, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) (float32) from TinyTorch's seeded generator."""
+    return Tensor(_rng.random(_shape_arg(shape), dtype=DEFAULT_FLOAT), requires_grad=requires_grad)
 
 
 def arange(*args, dtype=None) -> Tensor:
-    return Tensor(np.arange(*args, dtype=dtype))
-
-
-def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis; all other dimensions must match."""
-    tensors = list(tensors)
-    if not tensors:
-        raise TensorError("cat: needs at least one tensor")
-    # BEGIN SOLUTION
-    try:
-        data = np.concatenate([t.data for t in tensors], axis=axis)
-    except (ValueError, np.exceptions.AxisError):
-        raise TensorError(f"cat: shapes {[t.shape for t in tensors]} differ outside axis {axis}") from None
-    sizes = tuple(t.shape[axis] for t in tensors)
-    return Tensor._make(data, "cat", tuple(tensors), (axis, sizes))
-    # END SOLUTION
-
-
-def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join same-shaped tensors along a new axis."""
-    tensors = list(tensors)
-    if not tensors:
-        raise TensorError("stack: needs at least one tensor")
-    if len({t.shape for t in tensors}) != 1:
-        raise TensorError(f"stack: all tensors need the same shape, got {[t.shape for t in tensors]}")
-    return cat([t.unsqueeze(axis) for t in tensors], axis=axis)
-
-
-def where(condition, a, b) -> Tensor:
-    """Element-wise choice: a where condition is True, else b (gradients flow to both sides)."""
-    cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition, dtype=bool)
-    a = a if isinstance(a, Tensor) else Tensor(a)
-    return a.masked_fill(~cond, 0.0) + a._lift(b).masked_fill(cond, 0.0)
+    data = np.arange(*args, dtype=dtype)
+    return Tensor(data, dtype=dtype)
 
 
 def as_tensors(values: Iterable) -> list[Tensor]:

@@ -37,9 +37,9 @@ def numerical_gradient(fn: Callable[..., Tensor], arrays: Sequence[np.ndarray], 
     for i in np.ndindex(x.shape):
         old = x[i]
         x[i] = old + eps
-        plus = np.asarray(fn(*[Tensor(a, dtype=a.dtype) for a in arrays]).data, dtype=np.float64)
+        plus = np.array(fn(*[Tensor(a, dtype=a.dtype) for a in arrays]).data, dtype=np.float64)  # a copy: fn may return a view of x
         x[i] = old - eps
-        minus = np.asarray(fn(*[Tensor(a, dtype=a.dtype) for a in arrays]).data, dtype=np.float64)
+        minus = np.array(fn(*[Tensor(a, dtype=a.dtype) for a in arrays]).data, dtype=np.float64)
         x[i] = old
         grad[i] = ((plus - minus) * weight).sum() / (2 * eps)
     return grad
@@ -57,6 +57,15 @@ def gradcheck(fn: Callable[..., Tensor], *inputs, atol: float = 1e-5, rtol: floa
     arrays = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in arrays]
     tensors = [Tensor(a, dtype=a.dtype, requires_grad=a.dtype.kind == "f") for a in arrays]
     out = fn(*tensors)
+    if not isinstance(out, Tensor):
+        raise AssertionError(f"gradcheck {name}: fn must return a Tensor, got {type(out).__name__}")
+    if any(a.dtype == np.float64 for a in arrays) and out.dtype != np.float64:
+        raise AssertionError(
+            f"gradcheck {name}: float64 inputs gave a {out.dtype} output; some op dropped to lower precision, "
+            "so finite differences would be meaningless (ops must keep float64 when their input is float64)")
+    if not out.requires_grad:
+        raise AssertionError(f"gradcheck {name}: the output does not require grad, so no graph was recorded "
+                             "(did an op forget Tensor._make, or run inside no_grad()?)")
     weight = np.random.default_rng(1).standard_normal(out.shape)
     (out * Tensor(weight, dtype=np.float64)).sum().backward()
     for k, (t, a) in enumerate(zip(tensors, arrays)):

@@ -1,0 +1,400 @@
+"""Run student tests in a child process that cannot take the grader down with it.
+
+    result = run_pytest(root, ["assignments/04_layers"], Limits(), workdir)
+    result.tests["assignments/04_layers/test_04_layers.py::test_linear_shape"].outcome   # "passed"
+
+The child is `python -m pytest` with:
+- pytest-json-report writing into `workdir` (a temporary directory the grader owns, never a path
+  from the student's repository), plus the progress log of `grading.pytest_limits`;
+- a pytest configuration written by the grader (`-c`), so pytest settings in the student's
+  pyproject.toml/pytest.ini/setup.cfg do not change collection; `--noconftest`, no plugin autoloading
+  and no PYTEST_ADDOPTS;
+- limits: per-test time (pytest_limits), whole-run time (a watchdog kills the process group), address
+  space and file size (setrlimit in the child on POSIX);
+- its output in a file under `workdir`, so a test that floods stdout fills a capped file, not memory.
+
+Whatever the child does, `run_pytest` returns a `RunResult`; a child that crashed is described by
+`crashed`/`crash_reason`/`crash_nodeid`, with the results of every test that finished before it.
+"""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PASSED_OUTCOMES = ("passed", "xfailed", "xpassed")
+MAX_REPORT_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class Limits:
+    test_seconds: float = 60.0      # one test, or the import of one test file
+    run_seconds: float = 900.0      # the whole pytest process
+    memory_mb: int = 4096           # address space of the child (POSIX)
+    output_mb: int = 512            # largest file the child may write (POSIX); also caps its log
+
+
+@dataclass
+class TestResult:
+    nodeid: str
+    outcome: str        # passed / failed / skipped / error / xfailed / xpassed / crashed / not run
+    message: str = ""
+    skip_path: str = ""  # for skips: the file that called pytest.skip (a test file, or student code?)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in PASSED_OUTCOMES
+
+
+@dataclass
+class RunResult:
+    tests: dict[str, TestResult] = field(default_factory=dict)
+    collect_errors: dict[str, str] = field(default_factory=dict)   # test file -> message
+    collected: list[str] | None = None
+    crashed: bool = False
+    crash_reason: str = ""
+    crash_nodeid: str | None = None     # test that was running when the process died
+    returncode: int | None = None
+    seconds: float = 0.0
+    output_tail: str = ""
+
+
+_SIGNALS = {
+    "SIGSEGV": "a segmentation fault (crash in native code, e.g. via ctypes)",
+    "SIGABRT": "an abort (a fatal error in native code)",
+    "SIGBUS": "a bus error (crash in native code)",
+    "SIGFPE": "a floating-point exception in native code",
+    "SIGILL": "an illegal instruction in native code",
+    "SIGKILL": "being killed (time or memory limit)",
+    "SIGXFSZ": "writing more output than allowed (flooding stdout or a file?)",
+    "SIGXCPU": "using more CPU time than allowed",
+}
+
+
+def describe_exit(returncode: int | None) -> str:
+    if returncode is None:
+        return "did not finish"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"died of {_SIGNALS.get(name, name)}"
+    return f"exited with status {returncode}"
+
+
+def _preexec(limits: Limits):
+    """Limits applied in the child between fork and exec (POSIX only)."""
+    def apply():
+        import resource
+        os.setsid()  # own process group: the watchdog kills everything the tests started
+        for which, value in ((resource.RLIMIT_AS, limits.memory_mb * 1024 * 1024),
+                             (resource.RLIMIT_FSIZE, limits.output_mb * 1024 * 1024)):
+            if value > 0:
+                try:
+                    soft, hard = resource.getrlimit(which)
+                    if hard != resource.RLIM_INFINITY:
+                        value = min(value, hard)
+                    resource.setrlimit(which, (value, hard))
+                except (ValueError, OSError):
+                    pass
+        try:  # no core dumps of crashed student code
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        except (ValueError, OSError):
+            pass
+    return apply
+
+
+def child_env(root: Path, extra: dict | None = None) -> dict:
+    """Environment of a child that runs student code: imports resolve to `root`, no pytest injection."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "TITO_STATE_DIR", "PYTHONSTARTUP")
+           and not k.startswith("COV_CORE")}
+    env["PYTHONPATH"] = os.pathsep.join([str(root)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env["PYTHONIOENCODING"] = "utf-8"
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"
+    env.update(extra or {})
+    return env
+
+
+class Watched:
+    """A child process whose output goes to a file, with a wall-clock limit on the whole process group.
+
+    `echo` (optional) gets each line of output as it is produced, for live progress; the grader caps
+    how much it prints.
+    """
+
+    def __init__(self, cmd: list[str], cwd: Path, env: dict, limits: Limits, log_path: Path,
+                 timeout: float, echo=None):
+        self.cmd, self.cwd, self.env, self.limits = cmd, cwd, env, limits
+        self.log_path, self.timeout, self.echo = log_path, timeout, echo
+        self.timed_out = False
+
+    def run(self) -> int | None:
+        kwargs = {}
+        if os.name == "posix":
+            kwargs["preexec_fn"] = _preexec(self.limits)
+        else:
+            kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+        with open(self.log_path, "wb") as log:
+            try:
+                proc = subprocess.Popen(self.cmd, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
+                                        stdout=log, stderr=subprocess.STDOUT, **kwargs)
+            except OSError as exc:
+                log.write(f"could not start {self.cmd[0]}: {exc}\n".encode())
+                return None
+            stop = threading.Event()
+            tail_thread = None
+            if self.echo is not None:
+                tail_thread = threading.Thread(target=self._tail, args=(stop,), daemon=True)
+                tail_thread.start()
+            try:
+                rc = proc.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                self.timed_out = True
+                self._kill(proc)
+                rc = proc.wait()
+            finally:
+                stop.set()
+                if tail_thread is not None:
+                    tail_thread.join(timeout=5)
+            if os.name == "posix":
+                self._kill_group(proc.pid)  # whatever the tests left running
+            return rc
+
+    @staticmethod
+    def _kill_group(pid: int) -> None:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
+
+    def _kill(self, proc) -> None:
+        if os.name == "posix":
+            self._kill_group(proc.pid)
+        else:
+            proc.kill()
+
+    def _tail(self, stop: threading.Event) -> None:
+        """Follow the log file and hand complete lines to `echo` until the process ends."""
+        pos, pending = 0, b""
+        while True:
+            finished = stop.is_set()
+            try:
+                with open(self.log_path, "rb") as fh:
+                    fh.seek(pos)
+                    chunk = fh.read(1 << 20)
+                    pos += len(chunk)
+            except OSError:
+                chunk = b""
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                self.echo(raw.decode("utf-8", errors="replace").rstrip("\r"))
+            if finished and not chunk:
+                if pending:
+                    self.echo(pending.decode("utf-8", errors="replace"))
+                return
+            if not chunk:
+                stop.wait(0.2)
+
+
+def read_tail(path: Path, max_bytes: int = 4000) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            return fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+PYTEST_INI = """\
+# Written by the TinyTorch grader: the student's own pytest settings do not apply to grading.
+[pytest]
+addopts = --import-mode=importlib
+markers =
+    slow: end-to-end tests that take more than a few seconds
+"""
+
+
+def pytest_command(workdir: Path, root: Path, paths: list[str], deselect=(), verbose: bool = False) -> list[str]:
+    ini = workdir / "pytest.ini"
+    ini.write_text(PYTEST_INI, encoding="utf-8")
+    cmd = [sys.executable, "-m", "pytest", "-c", str(ini), "--rootdir", str(root),
+           "-p", "no:cacheprovider", "-p", "pytest_jsonreport", "-p", "grading.pytest_limits",
+           "--noconftest", "--continue-on-collection-errors",
+           "--json-report", f"--json-report-file={workdir / 'report.json'}", "--json-report-verbosity=-1",
+           "--json-report-omit", "streams", "log", "keywords", "traceback", "warnings",
+           "--no-header"]
+    cmd += ["-rfE", "--tb=short"] if verbose else ["-rN", "--tb=no", "-q"]
+    if importlib.util.find_spec("_hypothesis_pytestplugin") is not None:
+        cmd += ["-p", "_hypothesis_pytestplugin"]
+    for nodeid in deselect:
+        cmd += ["--deselect", nodeid]
+    return cmd + ["--", *paths]
+
+
+def run_pytest(root: Path, paths: list[str], limits: Limits, workdir: Path, deselect=(),
+               echo=None, verbose: bool = False) -> RunResult:
+    """Run pytest on `paths` (relative to `root`) in a limited child; never raises for the child's sake."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in ("report.json", "progress.jsonl", "fault.txt", "output.txt"):
+        try:
+            (workdir / name).unlink()
+        except FileNotFoundError:
+            pass
+    env = child_env(root, {
+        "TITO_TEST_TIMEOUT": f"{limits.test_seconds:g}",
+        "TITO_PROGRESS_FILE": str(workdir / "progress.jsonl"),
+        "TITO_FAULT_FILE": str(workdir / "fault.txt"),
+    })
+    cmd = pytest_command(workdir, root, paths, deselect, verbose)
+    start = time.monotonic()
+    watched = Watched(cmd, root, env, limits, workdir / "output.txt", limits.run_seconds, echo)
+    rc = watched.run()
+    result = RunResult(returncode=rc, seconds=time.monotonic() - start,
+                       output_tail=read_tail(workdir / "output.txt"))
+    progress = _read_progress(workdir / "progress.jsonl", result)
+    report = _read_report(workdir / "report.json")
+    # pytest exit codes: 0 all passed, 1 some failed, 5 nothing collected; 2 (interrupted),
+    # 3 (internal error) and 4 (usage error) mean the session did not finish normally.
+    finished = rc in (0, 1, 5) and report is not None and not watched.timed_out
+    if finished:
+        _apply_report(report, result)
+        return result
+    result.crashed = True
+    result.crash_nodeid = progress.get("running")
+    if watched.timed_out:
+        result.crash_reason = (f"the test run took longer than its limit of {limits.run_seconds:g} s "
+                               "and was stopped")
+    elif rc is not None and rc > 0 and report is None and _fault_says_timeout(workdir / "fault.txt"):
+        result.crash_reason = (f"a test ran past the per-test limit of {limits.test_seconds:g} s and "
+                               "could not be interrupted, so the test process was stopped")
+    elif rc in (2, 3, 4):
+        result.crash_reason = f"pytest could not complete the session (exit status {rc})"
+    else:
+        result.crash_reason = f"the test process {describe_exit(rc)}"
+        if rc is not None and rc >= 0 and report is None:
+            result.crash_reason += " before pytest finished (sys.exit or os._exit in the code under test?)"
+    if result.crash_nodeid and result.crash_nodeid not in result.tests:
+        result.tests[result.crash_nodeid] = TestResult(result.crash_nodeid, "crashed", result.crash_reason)
+    return result
+
+
+def _fault_says_timeout(path: Path) -> bool:
+    text = read_tail(path, 20000)
+    return "Timeout" in text or "timeout" in text
+
+
+def _read_progress(path: Path, result: RunResult) -> dict:
+    """Fill `result` from the plugin's progress log; return {"running": nodeid or None}."""
+    running = None
+    phases: dict[str, dict] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            lines = fh.readlines()
+    except OSError:
+        return {"running": None}
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(event, dict):
+            continue
+        kind = event.get("event")
+        nodeid = str(event.get("nodeid", ""))
+        if kind == "collected" and isinstance(event.get("nodeids"), list):
+            result.collected = [str(n) for n in event["nodeids"]]
+        elif kind == "collect_error":
+            result.collect_errors[nodeid] = str(event.get("message", ""))
+        elif kind == "start":
+            running = nodeid
+        elif kind == "report":
+            phases.setdefault(nodeid, {})[str(event.get("when"))] = (str(event.get("outcome")),
+                                                                    str(event.get("message", "")),
+                                                                    str(event.get("skip_path", "")))
+            if event.get("when") == "teardown":
+                result.tests[nodeid] = _combine(nodeid, phases[nodeid])
+                if running == nodeid:
+                    running = None
+    return {"running": running}
+
+
+def _combine(nodeid: str, phases: dict) -> TestResult:
+    setup = phases.get("setup", ("passed", "", ""))
+    call = phases.get("call")
+    teardown = phases.get("teardown", ("passed", "", ""))
+    if setup[0] == "failed":
+        return TestResult(nodeid, "error", setup[1])
+    if setup[0] == "skipped":
+        return TestResult(nodeid, "skipped", setup[1], setup[2])
+    if call is not None and call[0] != "passed":
+        return TestResult(nodeid, call[0], call[1], call[2] if call[0] == "skipped" else "")
+    if teardown[0] == "failed":
+        return TestResult(nodeid, "error", teardown[1])
+    return TestResult(nodeid, "passed")
+
+
+def _read_report(path: Path):
+    try:
+        if path.stat().st_size > MAX_REPORT_BYTES:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("tests", []), list) else None
+
+
+def _stage_message(stage) -> tuple[str, str]:
+    """(message, skip path) of a failed or skipped stage of a pytest-json-report test entry."""
+    if not isinstance(stage, dict):
+        return "", ""
+    crash = stage.get("crash")
+    if isinstance(crash, dict) and crash.get("message"):
+        return str(crash["message"]), ""
+    longrepr = stage.get("longrepr")
+    if isinstance(longrepr, str):
+        if stage.get("outcome") == "skipped":
+            # skips look like "('/abs/path/test_x.py', 12, 'Skipped: reason')"
+            try:
+                path, _line, reason = ast.literal_eval(longrepr)
+                return str(reason), str(path)
+            except (ValueError, SyntaxError, TypeError):
+                return longrepr, ""
+        return longrepr, ""
+    return "", ""
+
+
+def _apply_report(report: dict, result: RunResult) -> None:
+    """Take test outcomes and collection errors from a complete pytest-json-report file."""
+    tests = {}
+    for entry in report.get("tests", []):
+        if not isinstance(entry, dict) or not isinstance(entry.get("nodeid"), str):
+            continue
+        outcome = str(entry.get("outcome", "failed"))
+        message, skip_path = "", ""
+        for stage in ("setup", "call", "teardown"):
+            st = entry.get(stage)
+            if isinstance(st, dict) and st.get("outcome") not in (None, "passed"):
+                message, skip_path = _stage_message(st)
+                break
+        tests[entry["nodeid"]] = TestResult(entry["nodeid"], outcome, message, skip_path)
+    result.tests = tests
+    errors = {}
+    for collector in report.get("collectors", []) or []:
+        if isinstance(collector, dict) and collector.get("outcome") == "failed":
+            errors[str(collector.get("nodeid", ""))] = str(collector.get("longrepr", ""))
+    result.collect_errors = errors or result.collect_errors
+    result.collected = list(tests) if result.collected is None else result.collected

@@ -1,0 +1,71 @@
+"""Milestone 1 - Basic Inference: your layers read handwritten digits.
+
+What you build (module 04): `Linear`, `ReLU`, `Sequential` and `Module.load_state_dict`, on top of
+your Tensor (02) and activations (03).
+What this program does: it builds a 784-256-128-10 multi-layer perceptron from YOUR `tt.nn` layers,
+loads weights that we trained with the reference framework (milestones/weights/m1_mlp.npz), and
+classifies the 10,000 MNIST test images, 1,000 at a time. It is a forward pass only: no gradients,
+no training. If your matmul, bias broadcast, ReLU or parameter loading is off, the accuracy shows it.
+Victory: test accuracy >= the threshold in assignments/course.yaml (our weights score about 98%).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from milestones.common import count_parameters, load_weights, predict_in_batches
+
+CAPABILITIES = [
+    "turn raw pixels into predictions with a network built from your own layers",
+    "load trained parameters into your modules by name (state dicts)",
+    "run batched inference over a real test set",
+]
+WEIGHTS = Path(__file__).resolve().parent / "weights" / "m1_mlp.npz"
+SIZES = (784, 256, 128, 10)
+BATCH = 1000
+
+
+def build_model():
+    """784 -> 256 -> 128 -> 10 with ReLU between the layers (state-dict keys 0.*, 2.*, 4.*)."""
+    import tinytorch as tt
+
+    layers = []
+    for i, (fan_in, fan_out) in enumerate(zip(SIZES[:-1], SIZES[1:])):
+        layers.append(tt.nn.Linear(fan_in, fan_out))
+        if i < len(SIZES) - 2:
+            layers.append(tt.nn.ReLU())
+    return tt.nn.Sequential(*layers)
+
+
+def prepare(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) -> float32 (N, 784) in [0, 1]; the training script uses the same function."""
+    return images.reshape(len(images), -1).astype(np.float32) / 255.0
+
+
+def run(ctx) -> dict:
+    import tinytorch as tt
+
+    tt.manual_seed(ctx.seed)
+    _, _, x_test, y_test = ctx.load_mnist()
+    model = build_model()
+    load_weights(model, WEIGHTS)
+    params = count_parameters(model)
+    ctx.log(f"MLP {'-'.join(map(str, SIZES))}: {params:,} parameters; classifying {len(x_test):,} test images")
+
+    history, correct_so_far = [], [0]
+
+    def record(i, rows, predicted):
+        correct_so_far[0] += int((predicted == y_test[rows]).sum())
+        seen = int(rows[-1]) + 1
+        history.append({"epoch": 1, "batch": i + 1, "images": seen, "test_accuracy": correct_so_far[0] / seen})
+
+    predicted = predict_in_batches(model, x_test, prepare, BATCH, ctx, desc="inference", on_batch=record)
+    accuracy = float((predicted == y_test).mean())
+    per_class = {str(c): float((predicted[y_test == c] == c).mean()) for c in range(10) if (y_test == c).any()}
+    ctx.log(f"test accuracy {accuracy:.4f} on {len(y_test):,} images")
+    return {"metrics": {"test_accuracy": accuracy},
+            "history": history,
+            "details": {"parameters": params, "architecture": "MLP " + "-".join(map(str, SIZES)),
+                        "test_images": int(len(y_test)), "per_class_accuracy": per_class,
+                        "weights": str(WEIGHTS.relative_to(WEIGHTS.parents[2]))}}

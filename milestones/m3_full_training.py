@@ -1,0 +1,151 @@
+"""Milestone 3 - Full Training: your framework trains a CNN on CIFAR-10 from scratch.
+
+What you build (modules 05-11): losses (05), Conv2d/MaxPool2d/BatchNorm2d (06), the DataLoader (08),
+backward rules (09), the optimizer (10) and the training loop pieces (11), on top of 02-04.
+What this program does: it builds a small convolutional network from YOUR `tt.nn` layers - three
+blocks of conv 3x3 -> batch norm -> ReLU -> max-pool 2, then a linear classifier - and trains it from
+random weights on the 50,000 CIFAR-10 training images with your DataLoader, your autograd and your
+SGD (Nesterov momentum, weight decay, learning rate warmed up then decayed linearly to 0), with your
+transforms (ToFloat, Normalize, RandomHorizontalFlip). After every epoch it measures accuracy on the 10,000 held-out test images. At the
+end it saves the model to an .npz file, loads it into a fresh network and checks that the reloaded
+model predicts exactly the same classes.
+Victory (assignments/course.yaml): test accuracy >= the threshold, accuracy rising epoch over epoch
+(accuracy_rises = 1), and identical predictions after reloading (reload_identical = 1), within the
+time budget on 2 cores. Only module-06 convolutions are used (no module-13 fast kernels).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from milestones.common import count_parameters, predict_in_batches
+
+CAPABILITIES = [
+    "train a convolutional network from random weights on real color images",
+    "drive the whole loop yourself: data loader, forward, loss, backward, optimizer step, schedule",
+    "watch held-out accuracy climb epoch after epoch",
+    "save a trained model and load it back, bit for bit",
+]
+WIDTHS = (32, 64, 128)       # channels of the three conv blocks
+TINY_WIDTHS = (8, 16, 16)    # tiny (unit-test) runs: same code path, seconds of work
+EPOCHS = 3
+BATCH = 128
+PEAK_LR = 0.08
+MOMENTUM = 0.9
+WEIGHT_DECAY = 5e-4
+WARMUP = 0.2                 # fraction of the steps spent warming the learning rate up
+RISE_TOLERANCE = 0.005       # an epoch may dip this much (noise) and still count as "rising"
+ABORT_FACTOR = 3.0           # abort early when the run is projected to take this many budgets
+
+
+def build_model(widths=WIDTHS):
+    """(N, 3, 32, 32) -> logits (N, 10): [conv3x3 -> BN -> ReLU -> maxpool2] x 3 -> linear."""
+    import tinytorch as tt
+
+    nn = tt.nn
+    layers, channels = [], 3
+    for width in widths:
+        layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+                   nn.MaxPool2d(2)]
+        channels = width
+    side = 32 // 2 ** len(widths)
+    layers += [nn.Flatten(), nn.Linear(channels * side * side, 10)]
+    return nn.Sequential(*layers)
+
+
+def channel_stats(x_train: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of the training images on the [0, 1] scale (for Normalize)."""
+    mean = x_train.mean(axis=(0, 2, 3), dtype=np.float64) / 255.0
+    std = x_train.std(axis=(0, 2, 3), dtype=np.float64) / 255.0
+    return mean.tolist(), np.maximum(std, 1e-3).tolist()
+
+
+def accuracy_rises(accuracies: list[float], tolerance: float = RISE_TOLERANCE) -> bool:
+    """At least two epochs, the last better than the first, and no epoch falling by more than `tolerance`."""
+    if len(accuracies) < 2 or accuracies[-1] <= accuracies[0]:
+        return False
+    return all(b >= a - tolerance for a, b in zip(accuracies, accuracies[1:]))
+
+
+def run(ctx) -> dict:
+    import tinytorch as tt
+
+    tt.manual_seed(ctx.seed)
+    x_train, y_train, x_test, y_test = ctx.load_cifar10()
+    widths = TINY_WIDTHS if ctx.tiny else WIDTHS
+    epochs = EPOCHS
+    data = tt.data
+    mean, std = channel_stats(x_train)
+    to_input = data.Compose([data.ToFloat(), data.Normalize(mean, std)])        # test images
+    augmented = data.Compose([data.ToFloat(), data.Normalize(mean, std), data.RandomHorizontalFlip()])
+    loader = data.DataLoader(data.TensorDataset(x_train, y_train, transform=augmented), batch_size=BATCH,
+                             shuffle=True, seed=ctx.seed)
+    model = build_model(widths)
+    loss_fn = tt.nn.CrossEntropyLoss()
+    opt = tt.optim.SGD(model.parameters(), lr=PEAK_LR, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY)
+    steps_per_epoch = len(loader)
+    total_steps = epochs * steps_per_epoch
+    schedule = tt.optim.LinearWarmupDecay(opt, warmup_steps=int(WARMUP * total_steps), total_steps=total_steps)
+    params = count_parameters(model)
+    ctx.log(f"CNN widths {'-'.join(map(str, widths))}: {params:,} parameters; {epochs} epochs x "
+            f"{steps_per_epoch} steps of {BATCH} images; SGD Nesterov, peak lr {PEAK_LR}")
+
+    history, step, started = [], 0, time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        loss_sum, correct, seen = 0.0, 0, 0
+        epoch_start = time.perf_counter()
+        for xb, yb in ctx.progress(loader, total=steps_per_epoch, desc=f"epoch {epoch}/{epochs}"):
+            labels = yb.data
+            logits = model(xb)
+            loss = loss_fn(logits, yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            schedule.step()
+            step += 1
+            loss_sum += float(loss.item()) * len(labels)
+            correct += int((np.argmax(logits.data, axis=1) == labels).sum())
+            seen += len(labels)
+            if step == 20 and not ctx.tiny:
+                projected = (time.perf_counter() - started) / step * total_steps * 1.15
+                if projected > ABORT_FACTOR * ctx.budget_seconds:
+                    raise RuntimeError(
+                        f"training is too slow: {step} steps took {time.perf_counter() - started:.0f} s, so "
+                        f"{epochs} epochs would take about {projected / 60:.0f} min against a budget of "
+                        f"{ctx.budget_seconds / 60:.0f} min. Profile one step: the convolution (module 06) should "
+                        "use im2col and one matmul per layer, with no Python loops over pixels or channels")
+        train_seconds = time.perf_counter() - epoch_start
+        predicted = predict_in_batches(model, x_test, to_input.batch, 1000, ctx, desc="test")
+        test_acc = float((predicted == y_test).mean())
+        history.append({"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+                        "test_accuracy": test_acc, "train_seconds": round(train_seconds, 2),
+                        "images_per_second": round(seen / train_seconds, 1)})
+        ctx.log(f"epoch {epoch}: train loss {loss_sum / seen:.3f}, train acc {correct / seen:.3f}, "
+                f"test acc {test_acc:.4f} ({train_seconds:.0f} s, {seen / train_seconds:.0f} images/s); "
+                f"{ctx.time_left():.0f} s of budget left")
+
+    # save, reload into a fresh model, and compare predictions on the whole test set
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    path = ctx.out_dir / "m3_cnn.npz"
+    model.save(path)
+    reloaded = build_model(widths)
+    reloaded.load(path)
+    again = predict_in_batches(reloaded, x_test, to_input.batch, 1000, ctx, desc="reloaded")
+    identical = bool(np.array_equal(again, predicted))
+    ctx.log(f"saved to {path}; reloaded model gives {'identical' if identical else 'DIFFERENT'} predictions "
+            f"({int((again != predicted).sum())} of {len(predicted)} differ)")
+
+    accuracies = [h["test_accuracy"] for h in history]
+    return {"metrics": {"test_accuracy": accuracies[-1],
+                        "accuracy_rises": 1.0 if accuracy_rises(accuracies) else 0.0,
+                        "reload_identical": 1.0 if identical else 0.0},
+            "history": history,
+            "details": {"parameters": params, "architecture": f"3x[conv3x3-bn-relu-maxpool] widths "
+                        f"{'-'.join(map(str, widths))}, linear head", "epochs": epochs, "batch_size": BATCH,
+                        "optimizer": f"SGD nesterov momentum {MOMENTUM}, wd {WEIGHT_DECAY}, peak lr {PEAK_LR}, "
+                        f"warm-up {WARMUP:.0%} then linear decay", "augmentation": "random horizontal flip",
+                        "test_accuracy_per_epoch": accuracies, "predictions_differing_after_reload":
+                        int((again != predicted).sum()), "saved_model": str(path),
+                        "train_seconds": round(sum(h["train_seconds"] for h in history), 1)}}

@@ -1,0 +1,457 @@
+"""Module 13 - Kernels: the same maths as modules 06 and 09, made fast.
+
+A profile of one training step of the milestone-4 CIFAR network (module 14's profiler) shows where
+the time goes: convolutions (~80%), then max-pool backward, batch norm and ReLU, each a few passes
+over tens of megabytes. On 2 cores, NumPy is fast when it does few, large things:
+
+* one BLAS GEMM per convolution pass, on contiguous matrices laid out the way BLAS wants;
+* few passes over memory: every temporary array of a (256, 32, 31, 31) activation is 31 MB that
+  has to be written and read again, so fusing (conv + max-pool, batch norm + ReLU, softmax +
+  cross-entropy) and working in place pay;
+* no scatter with `np.add.at` (unbuffered, ~50x slower than a vectorised add).
+
+What is here, each checked against the plain module-06/09 version in assignments/13_kernels:
+
+  conv2d                 im2col + GEMM forward; backward: weight gradient = cols^T @ g (one GEMM
+                         over the saved cols); input gradient = a convolution of the padded output
+                         gradient with the rotated kernel (one more im2col + GEMM, no col2im at all)
+  conv2d_maxpool2d       conv (stride 1) followed by a 2x2/2 max-pool, fused: only the conv outputs
+                         the pool reads are computed; backward un-pools straight into the conv's
+                         output gradient
+  max_pool2d             2x2/2 max-pool with a 4-way comparison instead of an argmax over windows
+  batch_norm_relu        training batch norm + ReLU in one op; backward in closed form
+  softmax_cross_entropy  log-softmax + (label-smoothed) negative log-likelihood in one op
+  whitened_conv_weight   a frozen patch-whitening conv followed by a trainable conv is ONE conv
+                         whose kernel is the two kernels convolved (see WhitenedConv2d)
+
+Layout: like module 06, image data lives in channels-last (NHWC) memory and is handed around as
+(N, C, H, W) *views*; `nhwc(a)` below gets the NHWC array back for free. Gradient rules of the ops
+here are registered with `gradient_of` right next to their forward (module 13's own ops).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tinytorch.autograd import _scatter_windows, gradient_of
+from tinytorch.layers import Module, Parameter
+from tinytorch.spatial import (BatchNorm2d, Conv2d, _check_image, _out_size, _pair, nhwc, pad_nhwc,
+                               windows_nhwc)
+from tinytorch import spatial
+from tinytorch.tensor import DEFAULT_FLOAT, Tensor, TensorError, get_rng
+
+
+def _nchw(a: np.ndarray) -> np.ndarray:
+    """The (N, C, H, W) view of an NHWC array (free)."""
+    return a.transpose(0, 3, 1, 2)
+
+
+def _im2col(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int, Ho: int, Wo: int) -> np.ndarray:
+    """(N*Ho*Wo, kh*kw*C) rows of windows of a padded NHWC array: the one copy of a convolution."""
+    N, C = xp.shape[0], xp.shape[3]
+    return windows_nhwc(xp, kh, kw, sh, sw, Ho, Wo).reshape(N * Ho * Wo, kh * kw * C)
+
+
+def _weight_rows(w: np.ndarray) -> np.ndarray:
+    """(C_out, C_in, kh, kw) -> (kh*kw*C_in, C_out), rows in the order of the im2col columns."""
+    C_out, C_in, kh, kw = w.shape
+    return np.ascontiguousarray(w.transpose(2, 3, 1, 0)).reshape(kh * kw * C_in, C_out)
+
+
+def _input_gradient(g: np.ndarray, w: np.ndarray, x_hw: tuple, padding: tuple) -> np.ndarray:
+    """dL/dx of a stride-1 convolution, as a convolution itself.
+
+    g (N, Ho, Wo, C_out) NHWC output gradient; w (C_out, C_in, kh, kw). Each input pixel received
+    w[o, c, i, j] * x from every output (y - i, x - j): that is a "full" correlation of g with the
+    kernel rotated by 180 degrees and its channel axes swapped. So: pad g by (k - 1 - padding), take
+    its windows (one im2col copy) and do ONE GEMM. No scatter, no col2im. Returns NHWC (N, H, W, C_in).
+    """
+    # BEGIN SOLUTION
+    N, Ho, Wo, C_out = g.shape
+    _, C_in, kh, kw = w.shape
+    H, W = x_hw
+    ph, pw = kh - 1 - padding[0], kw - 1 - padding[1]
+    gp = pad_nhwc(g, ph, pw)
+    # Rotated kernel as rows (kh, kw, C_out) -> C_in: w_rot[i, j, o, c] = w[o, c, kh-1-i, kw-1-j]
+    w_rot = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)).reshape(kh * kw * C_out, C_in)
+    cols = _im2col(gp, kh, kw, 1, 1, H, W)
+    return (cols @ w_rot).reshape(N, H, W, C_in)
+    # END SOLUTION
+
+
+# ---- convolution ---------------------------------------------------------------------------------------
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0) -> Tensor:
+    """Same contract as tinytorch.spatial.conv2d (op "fast_conv2d"), with a faster backward."""
+    _check_conv("conv2d", x, weight, bias)
+    N, C, H, W = x.shape
+    C_out, _, kh, kw = weight.shape
+    sh, sw = _pair(stride, "stride", "conv2d")
+    ph, pw = _pair(padding, "padding", "conv2d", minimum=0)
+    Ho = _out_size("conv2d", H, kh, sh, ph, x.shape, "height")
+    Wo = _out_size("conv2d", W, kw, sw, pw, x.shape, "width")
+    # BEGIN SOLUTION
+    cols = _im2col(pad_nhwc(nhwc(x.data), ph, pw), kh, kw, sh, sw, Ho, Wo)
+    out = cols @ _weight_rows(weight.data)
+    if bias is not None:
+        out += bias.data
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    return Tensor._make(_nchw(out.reshape(N, Ho, Wo, C_out)), "fast_conv2d", parents,
+                        ((sh, sw), (ph, pw), cols))
+    # END SOLUTION
+
+
+def _check_conv(op, x, weight, bias):
+    _check_image(op, x)
+    if not isinstance(weight, Tensor) or weight.ndim != 4:
+        raise TensorError(f"{op}: weight must be a 4-D Tensor (C_out, C_in, kH, kW), got shape "
+                          f"{getattr(weight, 'shape', None)}")
+    if x.shape[1] != weight.shape[1]:
+        raise TensorError(f"{op}: input has {x.shape[1]} channels but the layer expects {weight.shape[1]} "
+                          f"(input shape {x.shape}, weight shape {weight.shape})")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise TensorError(f"{op}: bias must have shape ({weight.shape[0]},) for weight shape {weight.shape}, "
+                          f"got {bias.shape}")
+
+
+def _conv_param_grads(weight, bias, cols, g_rows):
+    """dL/dW = cols^T @ g (one GEMM reducing over every output pixel), dL/db = column sums of g."""
+    C_out, C_in, kh, kw = weight.shape
+    gw = (cols.T @ g_rows).reshape(kh, kw, C_in, C_out).transpose(3, 2, 0, 1) if weight.requires_grad else None
+    gb = g_rows.sum(axis=0) if bias is not None and bias.requires_grad else None
+    return gw, gb
+
+
+@gradient_of("fast_conv2d")
+def _fast_conv2d(ctx, g):
+    # BEGIN SOLUTION
+    x, weight = ctx.parents[:2]
+    bias = ctx.parents[2] if len(ctx.parents) == 3 else None
+    stride, padding, cols = ctx.saved
+    g_nhwc = nhwc(g)
+    gw, gb = _conv_param_grads(weight, bias, cols, g_nhwc.reshape(-1, g.shape[1]))
+    gx = None
+    if x.requires_grad:
+        if stride == (1, 1) and padding[0] < weight.shape[2] and padding[1] < weight.shape[3]:
+            gx = _nchw(_input_gradient(g_nhwc, weight.data, x.shape[2:], padding))
+        else:  # strided: one matmul per kernel offset, added into the padded image (module 09's way)
+            w = weight.data
+            N, _, Ho, Wo = g.shape
+            g_rows = g_nhwc.reshape(-1, g.shape[1])
+            gx = _scatter_windows(lambda i, j: (g_rows @ w[:, :, i, j]).reshape(N, Ho, Wo, w.shape[1]),
+                                  x.shape, weight.shape[2:], stride, padding, g.dtype)
+    return (gx, gw) if bias is None else (gx, gw, gb)
+    # END SOLUTION
+
+
+# ---- 2x2 max-pool ----------------------------------------------------------------------------------------
+def _pool2x2(y: np.ndarray):
+    """2x2/2 max-pool of NHWC `y` (even H, W): (max (N, H/2, W/2, C), code int8 in 0..3).
+
+    code says which of the four (top-left, top-right, bottom-left, bottom-right) won; ties go to the
+    first in reading order, as in PyTorch. Four strided views and three np.maximum: no window copy.
+    """
+    # BEGIN SOLUTION
+    a, b = y[:, 0::2, 0::2], y[:, 0::2, 1::2]
+    c, d = y[:, 1::2, 0::2], y[:, 1::2, 1::2]
+    top, bottom = np.maximum(a, b), np.maximum(c, d)
+    out = np.maximum(top, bottom)
+    code = np.where(top >= bottom, np.where(a >= b, 0, 1), np.where(c >= d, 2, 3)).astype(np.int8)
+    return out, code
+    # END SOLUTION
+
+
+def _unpool2x2(g: np.ndarray, code: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Route the pooled gradient g (N, Hp, Wp, C) to the winners, into `out` (N, >=2Hp, >=2Wp, C)."""
+    # BEGIN SOLUTION
+    zero = g.dtype.type(0)
+    Hp, Wp = g.shape[1:3]
+    for k, (di, dj) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):   # the 4 window offsets
+        out[:, di:2 * Hp:2, dj:2 * Wp:2] = np.where(code == k, g, zero)
+    return out
+    # END SOLUTION
+
+
+def max_pool2d(x: Tensor, kernel_size=2, stride=None, padding=0) -> Tensor:
+    """Max-pool; the 2x2/stride-2 case (op "fast_max_pool2x2") is fast, the rest uses module 06."""
+    if _pair(kernel_size, "kernel_size", "max_pool2d") != (2, 2) or stride not in (None, 2, (2, 2)) or padding:
+        return spatial.max_pool2d(x, kernel_size, stride, padding)
+    _check_image("max_pool2d", x)
+    N, C, H, W = x.shape
+    if H < 2 or W < 2:
+        raise TensorError(f"max_pool2d: kernel 2 is larger than the input (shape {x.shape})")
+    # BEGIN SOLUTION
+    y = nhwc(x.data)[:, :H // 2 * 2, :W // 2 * 2]
+    out, code = _pool2x2(y)
+    return Tensor._make(_nchw(out), "fast_max_pool2x2", (x,), (code,))
+    # END SOLUTION
+
+
+@gradient_of("fast_max_pool2x2")
+def _fast_max_pool2x2(ctx, g):
+    # BEGIN SOLUTION
+    x = ctx.parents[0]
+    N, C, H, W = x.shape
+    dx = np.zeros((N, H, W, C), dtype=g.dtype)   # odd sizes: the last row/column gets no gradient
+    return (_nchw(_unpool2x2(nhwc(g), ctx.saved[0], dx)),)
+    # END SOLUTION
+
+
+# ---- fused convolution + 2x2 max-pool -------------------------------------------------------------------
+def conv2d_maxpool2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, padding=0) -> Tensor:
+    """max_pool2d(conv2d(x, weight, bias, stride=1, padding), 2) in one op ("conv2d_maxpool2d").
+
+    The pool floors odd sizes (31 -> 15), so the conv's last row/column is never read: we do not
+    compute it (13% of the work at 15x15, 27% at 7x7). Backward un-pools the gradient straight into
+    the conv's output-gradient buffer, then does the conv backward of `conv2d` above.
+    """
+    _check_conv("conv2d_maxpool2d", x, weight, bias)
+    N, C, H, W = x.shape
+    C_out, _, kh, kw = weight.shape
+    ph, pw = _pair(padding, "padding", "conv2d_maxpool2d", minimum=0)
+    Ho = _out_size("conv2d_maxpool2d", H, kh, 1, ph, x.shape, "height")
+    Wo = _out_size("conv2d_maxpool2d", W, kw, 1, pw, x.shape, "width")
+    if Ho < 2 or Wo < 2:
+        raise TensorError(f"conv2d_maxpool2d: the conv output {Ho}x{Wo} is too small for a 2x2 pool "
+                          f"(input shape {x.shape}, weight shape {weight.shape})")
+    # BEGIN SOLUTION
+    Hu, Wu = Ho // 2 * 2, Wo // 2 * 2                     # the conv outputs the pool uses
+    cols = _im2col(pad_nhwc(nhwc(x.data), ph, pw), kh, kw, 1, 1, Hu, Wu)
+    y = cols @ _weight_rows(weight.data)
+    if bias is not None:
+        y += bias.data
+    out, code = _pool2x2(y.reshape(N, Hu, Wu, C_out))
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    return Tensor._make(_nchw(out), "conv2d_maxpool2d", parents, ((ph, pw), (Ho, Wo), cols, code))
+    # END SOLUTION
+
+
+@gradient_of("conv2d_maxpool2d")
+def _conv2d_maxpool2d(ctx, g):
+    # BEGIN SOLUTION
+    x, weight = ctx.parents[:2]
+    bias = ctx.parents[2] if len(ctx.parents) == 3 else None
+    padding, (Ho, Wo), cols, code = ctx.saved
+    N, C_out = g.shape[:2]
+    Hu, Wu = 2 * g.shape[2], 2 * g.shape[3]
+    gy = _unpool2x2(nhwc(g), code, np.empty((N, Hu, Wu, C_out), dtype=g.dtype))  # every entry written
+    gw, gb = _conv_param_grads(weight, bias, cols, gy.reshape(-1, C_out))
+    gx = None
+    if x.requires_grad:
+        if (Hu, Wu) != (Ho, Wo):       # the conv outputs the pool skipped get a zero gradient
+            full = np.zeros((N, Ho, Wo, C_out), dtype=g.dtype)
+            full[:, :Hu, :Wu] = gy
+            gy = full
+        gx = _nchw(_input_gradient(gy, weight.data, x.shape[2:], padding))
+    return (gx, gw) if bias is None else (gx, gw, gb)
+    # END SOLUTION
+
+
+# ---- batch norm + ReLU -----------------------------------------------------------------------------------
+def batch_norm_relu(x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tensor | None = None,
+                    running_var: Tensor | None = None, training: bool = True, momentum: float = 0.1,
+                    eps: float = 1e-5) -> Tensor:
+    """relu(batch_norm2d(x, ...)) in one op ("batch_norm_relu"); same contract as module 06's batch_norm2d.
+
+    Per-channel statistics of an NHWC (M, C) matrix; the output is written in place into one buffer
+    (centre, scale, shift, clamp), instead of a new 30 MB array for every step.
+    """
+    _check_image("batch_norm_relu", x)
+    C = x.shape[1]
+    for name, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)):
+        if t is not None and t.shape != (C,):
+            raise TensorError(f"batch_norm_relu: {name} has shape {t.shape} but the input has {C} channels "
+                              f"(input shape {x.shape}); expected ({C},)")
+    if not training and (running_mean is None or running_var is None):
+        raise TensorError("batch_norm_relu: evaluation mode needs running_mean and running_var")
+    # BEGIN SOLUTION
+    dt = x.dtype.type
+    rows = nhwc(x.data).reshape(-1, C)                    # (M, C), M = N*H*W
+    M = rows.shape[0]
+    w = weight.data.astype(x.dtype, copy=False)
+    b = bias.data.astype(x.dtype, copy=False)
+    if training:
+        mean = rows.mean(axis=0, dtype=x.dtype)
+        xhat = rows - mean                                # the one new (M, C) array besides the output
+        var = np.einsum("ij,ij->j", xhat, xhat) / dt(M)   # sum of squares without a temporary
+        if running_mean is not None and running_var is not None:
+            m = dt(momentum)
+            running_mean.data = ((1 - m) * running_mean.data + m * mean).astype(running_mean.dtype)
+            running_var.data = ((1 - m) * running_var.data + m * var * dt(M / max(M - 1, 1))).astype(running_var.dtype)
+    else:
+        mean, var = running_mean.data.astype(x.dtype), running_var.data.astype(x.dtype)
+        xhat = rows - mean
+    rstd = (1.0 / np.sqrt(var + dt(eps))).astype(x.dtype)
+    xhat *= rstd
+    out = xhat * w
+    out += b
+    np.maximum(out, 0, out=out)
+    N, _, H, W = x.shape
+    return Tensor._make(_nchw(out.reshape(N, H, W, C)), "batch_norm_relu", (x, weight, bias),
+                        (xhat, out, rstd, bool(training)))
+    # END SOLUTION
+
+
+@gradient_of("batch_norm_relu")
+def _batch_norm_relu(ctx, g):
+    """Closed form: with g' = g * (out > 0), dx = rstd * w * (g' - mean(g') - xhat * mean(g' * xhat))."""
+    # BEGIN SOLUTION
+    x, weight, bias = ctx.parents
+    xhat, out, rstd, training = ctx.saved
+    M, C = xhat.shape
+    gp = np.where(out > 0, nhwc(g).reshape(M, C), g.dtype.type(0))   # through the ReLU
+    gb = gp.sum(axis=0)
+    gw = np.einsum("ij,ij->j", gp, xhat)
+    gx = None
+    if x.requires_grad:
+        scale = (rstd * weight.data).astype(g.dtype)
+        gx = gp
+        if training:   # the batch statistics depend on x: subtract their share
+            gx -= xhat * (gw / M)
+            gx -= gb / M
+        gx *= scale
+        N, _, H, W = x.shape
+        gx = _nchw(gx.reshape(N, H, W, C))
+    return gx, (gw if weight.requires_grad else None), (gb if bias.requires_grad else None)
+    # END SOLUTION
+
+
+# ---- softmax cross-entropy ---------------------------------------------------------------------------------
+def softmax_cross_entropy(logits: Tensor, targets, label_smoothing: float = 0.0) -> Tensor:
+    """Mean cross-entropy of (N, C) logits and integer targets (N,), label smoothing as in PyTorch.
+
+    One op ("softmax_cross_entropy") instead of log_softmax + gather + mean + ...: the backward is
+    simply (softmax(logits) - q) / N, q the smoothed target distribution.
+    """
+    t = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.dtype.kind != "f":
+        raise TensorError(f"softmax_cross_entropy: logits must be a floating-point (N, C) Tensor, got "
+                          f"{getattr(logits, 'shape', type(logits).__name__)}")
+    if t.dtype.kind not in "iu" or t.shape != logits.shape[:1]:
+        raise TensorError(f"softmax_cross_entropy: targets must be integer class indices of shape "
+                          f"{logits.shape[:1]}, got dtype {t.dtype} shape {t.shape}")
+    N, C = logits.shape
+    if t.size and (t.min() < 0 or t.max() >= C):
+        raise TensorError(f"softmax_cross_entropy: targets must be in [0, {C}), got {t.min()}..{t.max()}")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise TensorError(f"softmax_cross_entropy: label_smoothing must be in [0, 1), got {label_smoothing}")
+    # BEGIN SOLUTION
+    z = logits.data - logits.data.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    e = label_smoothing
+    loss = -((1 - e) * logp[np.arange(N), t].sum() + e * logp.mean(axis=1).sum()) / N
+    return Tensor._make(np.asarray(loss, dtype=logits.dtype), "softmax_cross_entropy", (logits,), (logp, t, e))
+    # END SOLUTION
+
+
+@gradient_of("softmax_cross_entropy")
+def _softmax_cross_entropy(ctx, g):
+    # BEGIN SOLUTION
+    logp, t, e = ctx.saved
+    N, C = logp.shape
+    grad = np.exp(logp)
+    grad -= logp.dtype.type(e / C)
+    grad[np.arange(N), t] -= logp.dtype.type(1 - e)
+    grad *= g / N
+    return (grad.astype(logp.dtype, copy=False),)
+    # END SOLUTION
+
+
+# ---- the frozen whitening layer folded into the first conv -------------------------------------------------
+def whitened_conv_weight(weight: Tensor, whitening: np.ndarray) -> Tensor:
+    """The kernel of conv(conv(x, whitening), weight) as one conv: (C_out, C_in, kw+k-1, kw+k-1).
+
+    conv(conv(x, A), B) = conv(x, A * B) when nothing non-linear sits between: the combined kernel is
+    the *full convolution* of the two kernels, summed over the middle channels. We compute it with
+    module 06's conv2d (weight seen as a batch of C_out images with C_mid channels, padded by k-1,
+    correlated with the flipped whitening kernel), so the gradient flows back to `weight` by module
+    09's rules. A 2x2 whitening + a 3x3 conv from 24 channels becomes a 4x4 conv from 3 channels:
+    48 multiply-adds per output instead of 216, and the whitened image is never materialised.
+    """
+    # BEGIN SOLUTION
+    k = whitening.shape[2]
+    flipped = np.ascontiguousarray(whitening[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))   # (C_in, C_mid, k, k)
+    return spatial.conv2d(weight, Tensor(flipped.astype(weight.dtype)), padding=k - 1)
+    # END SOLUTION
+
+
+def patch_whitening(images: np.ndarray, kernel_size: int = 2, eps: float = 5e-4) -> np.ndarray:
+    """Whitening filters from the (k x k x C) patches of `images` (N, C, H, W), float.
+
+    Eigen-decomposition of the patch covariance: filter i = eigenvector_i / sqrt(eigenvalue_i + eps),
+    so the filtered patches have (about) unit variance in every direction. Returns (k*k*C, C, k, k).
+    (Given to you: the covariance of a few thousand images is plain NumPy, not an exercise.)
+    """
+    x = np.asarray(images, dtype=np.float64)
+    N, C, H, W = x.shape
+    k = kernel_size
+    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))      # (N, C, H-k+1, W-k+1, k, k)
+    patches = win.transpose(0, 2, 3, 1, 4, 5).reshape(-1, C * k * k)
+    patches = patches - patches.mean(axis=0)
+    cov = patches.T @ patches / len(patches)
+    eigenvalues, eigenvectors = np.linalg.eigh(cov)
+    filters = (eigenvectors / np.sqrt(eigenvalues + eps)).T.reshape(C * k * k, C, k, k)
+    return filters[::-1].astype(DEFAULT_FLOAT).copy()                           # largest variance first
+
+
+# ---- layers ----------------------------------------------------------------------------------------------
+class FastConv2d(Conv2d):
+    """Conv2d with module 13's backward; same parameters and state-dict keys as Conv2d."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+
+class ConvMaxPool2d(Conv2d):
+    """Conv2d (stride 1) followed by MaxPool2d(2), fused. Parameters as Conv2d."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size=3, padding=1, bias: bool = False):
+        super().__init__(in_channels, out_channels, kernel_size, 1, padding, bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return conv2d_maxpool2d(x, self.weight, self.bias, self.padding)
+
+
+class BatchNormReLU2d(BatchNorm2d):
+    """BatchNorm2d followed by ReLU, fused; same parameters, buffers and state-dict keys as BatchNorm2d."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return batch_norm_relu(x, self.weight, self.bias, self.running_mean, self.running_var,
+                               self.training, self.momentum, self.eps)
+
+
+class MaxPool2x2(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return max_pool2d(x, 2)
+
+
+class WhitenedConv2d(Module):
+    """A frozen patch-whitening conv (`whitening` (C_mid, C_in, k, k), applied with padding `padding`)
+    followed by a trainable conv `weight` (C_out, C_mid, kh, kw) without padding, and optionally a
+    2x2 max-pool - computed as ONE fused conv of x (see `whitened_conv_weight`).
+
+    Equal to conv2d(conv2d(x, whitening, padding=padding), weight) (then max_pool2d(., 2) if pool).
+    """
+
+    def __init__(self, whitening: np.ndarray, out_channels: int, kernel_size: int = 3, padding: int = 1,
+                 pool: bool = True):
+        super().__init__()
+        # frozen: a buffer (saved with the model, never learned)
+        self.register_buffer("whitening_weight", np.asarray(whitening, dtype=DEFAULT_FLOAT))
+        C_mid = self.whitening_weight.shape[0]
+        self.padding, self.pool = int(padding), bool(pool)
+        bound = 1.0 / math.sqrt(C_mid * kernel_size * kernel_size)
+        self.weight = Parameter(get_rng().uniform(-bound, bound, (out_channels, C_mid, kernel_size, kernel_size))
+                                .astype(DEFAULT_FLOAT))
+
+    def forward(self, x: Tensor) -> Tensor:
+        combined = whitened_conv_weight(self.weight, self.whitening_weight.data)
+        if self.pool:
+            return conv2d_maxpool2d(x, combined, None, self.padding)
+        return conv2d(x, combined, None, 1, self.padding)
+
+    def flops(self, input_shape, output_shape) -> int:
+        C_out, C_in = self.weight.shape[0], self.whitening_weight.shape[1]
+        k = self.weight.shape[2] + self.whitening_weight.shape[2] - 1
+        rows = math.prod(output_shape) // C_out * (4 if self.pool else 1)
+        return 2 * rows * C_out * C_in * k * k

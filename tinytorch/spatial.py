@@ -1,0 +1,315 @@
+"""Module 06 - Spatial: convolution, pooling and batch normalisation for images.
+
+Images are tensors of shape (N, C, H, W): a batch of N images with C channels (3 for RGB) of H rows
+and W columns, as in PyTorch. A convolution slides a small (C_in, kH, kW) filter over the image and
+takes a dot product at every position; with C_out filters it makes C_out new channels.
+
+Writing that as four nested Python loops takes about ten seconds per CIFAR image. The fast way is
+*im2col*: gather every (kH x kW x C_in) window into one row of a matrix - NumPy's stride tricks give
+us all windows as a *view* without copying - and then ONE matrix multiplication (a BLAS GEMM, which
+runs at tens of GFLOP/s) computes every output pixel of every image at once:
+
+    cols (N*H_out*W_out, kH*kW*C_in)  @  weight (kH*kW*C_in, C_out)  ->  (N*H_out*W_out, C_out)
+
+Memory layout: the windows are copied fastest when the channels of one pixel sit next to each
+other in memory ("channels last", NHWC). So inside this file we keep image data in NHWC memory and
+hand it out as an (N, C, H, W) *view* (`np.transpose` of an NHWC array is free): the shape you see
+is PyTorch's, the memory order is the one BLAS likes. The GEMM above even produces NHWC directly.
+
+No Python loop runs over pixels, positions or channels here. The gradient rules of these ops live
+in module 09 (tinytorch/autograd.py, section "rules for module 06"); nothing in this file needs
+them until you call `.backward()`.
+
+Shapes: x (N, C, H, W); weight (C_out, C_in, kH, kW); H_out = (H + 2*pad - kH) // stride + 1.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from tinytorch.layers import Module, Parameter
+from tinytorch.tensor import DEFAULT_FLOAT, Tensor, TensorError, get_rng
+
+
+# ---- helpers given to you (shape checks and memory plumbing) ---------------------------------------
+def _pair(value, name: str, op: str, minimum: int = 1) -> tuple[int, int]:
+    """3 -> (3, 3); (2, 1) stays; anything else is a teaching error."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2 or any(int(v) != v or v < minimum for v in pair):
+        raise TensorError(f"{op}: {name} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _check_image(op: str, x) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TensorError(f"{op}: expected a Tensor, got {type(x).__name__}")
+    if x.ndim != 4:
+        hint = " (a single image? add the batch axis with x.unsqueeze(0))" if x.ndim == 3 else ""
+        raise TensorError(f"{op}: expected a 4-D input (N, C, H, W), got shape {x.shape}{hint}")
+    if x.dtype.kind != "f":
+        raise TensorError(f"{op}: expected a floating-point input, got dtype {x.dtype} (shape {x.shape}); "
+                          "convert images with x.float() / 255")
+    return x
+
+
+def _out_size(op: str, size: int, kernel: int, stride: int, pad: int, x_shape, what: str) -> int:
+    if kernel > size + 2 * pad:
+        raise TensorError(f"{op}: kernel {what} {kernel} is larger than the padded input {what} "
+                          f"{size} + 2*{pad} = {size + 2 * pad} (input shape {tuple(x_shape)})")
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def nhwc(a: np.ndarray) -> np.ndarray:
+    """The (N, H, W, C) view of an (N, C, H, W) array; contiguous (a copy) only if it is not already."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
+
+
+def pad_nhwc(x: np.ndarray, ph: int, pw: int, value: float = 0.0) -> np.ndarray:
+    """Copy NHWC `x` into a new (N, H+2ph, W+2pw, C) buffer with a border of `value`."""
+    if ph == 0 and pw == 0:
+        return np.ascontiguousarray(x)
+    N, H, W, C = x.shape
+    out = np.empty((N, H + 2 * ph, W + 2 * pw, C), dtype=x.dtype)
+    out[:, :ph], out[:, H + ph:] = value, value
+    out[:, ph:H + ph, :pw], out[:, ph:H + ph, W + pw:] = value, value
+    out[:, ph:H + ph, pw:W + pw] = x
+    return out
+
+
+def windows_nhwc(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int, Ho: int, Wo: int) -> np.ndarray:
+    """All (kh, kw) windows of a padded NHWC array as a view of shape (N, Ho, Wo, kh, kw, C).
+
+    Nothing is copied: `as_strided` only describes how to walk the same memory. Window (i, j) starts
+    at row i*sh, column j*sw; inside a window we step one row / one column at a time.
+    """
+    n, r, c, ch = xp.strides
+    return as_strided(xp, (xp.shape[0], Ho, Wo, kh, kw, xp.shape[3]), (n, r * sh, c * sw, r, c, ch),
+                      writeable=False)
+
+
+# ---- convolution -------------------------------------------------------------------------------------
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0) -> Tensor:
+    """2-D convolution (really cross-correlation, like PyTorch).
+
+    x (N, C_in, H, W), weight (C_out, C_in, kH, kW), bias (C_out,) or None -> (N, C_out, H_out, W_out).
+    Computed as im2col + one GEMM; the output is an (N, C_out, H_out, W_out) view of NHWC memory.
+    Recorded as op "conv2d" with parents (x, weight[, bias]) and saved (stride, padding, cols).
+    """
+    _check_image("conv2d", x)
+    if not isinstance(weight, Tensor) or weight.ndim != 4:
+        raise TensorError(f"conv2d: weight must be a 4-D Tensor (C_out, C_in, kH, kW), got shape "
+                          f"{getattr(weight, 'shape', None)}")
+    N, C, H, W = x.shape
+    C_out, C_in, kh, kw = weight.shape
+    if C != C_in:
+        raise TensorError(f"conv2d: input has {C} channels but the layer expects {C_in} "
+                          f"(input shape {x.shape}, weight shape {weight.shape})")
+    if bias is not None and bias.shape != (C_out,):
+        raise TensorError(f"conv2d: bias must have shape ({C_out},) for weight shape {weight.shape}, got {bias.shape}")
+    sh, sw = _pair(stride, "stride", "conv2d")
+    ph, pw = _pair(padding, "padding", "conv2d", minimum=0)
+    Ho = _out_size("conv2d", H, kh, sh, ph, x.shape, "height")
+    Wo = _out_size("conv2d", W, kw, sw, pw, x.shape, "width")
+    # BEGIN SOLUTION im2col over NHWC memory (stride tricks), then one GEMM for the whole batch
+    xp = pad_nhwc(x.data.transpose(0, 2, 3, 1), ph, pw)                 # (N, H+2ph, W+2pw, C)
+    cols = windows_nhwc(xp, kh, kw, sh, sw, Ho, Wo).reshape(N * Ho * Wo, kh * kw * C)  # the one copy
+    w_rows = weight.data.transpose(2, 3, 1, 0).reshape(kh * kw * C, C_out)  # rows ordered (kh, kw, C)
+    out = cols @ w_rows                                                   # (N*Ho*Wo, C_out): NHWC
+    if bias is not None:
+        out += bias.data
+    out = out.reshape(N, Ho, Wo, C_out).transpose(0, 3, 1, 2)            # (N, C_out, Ho, Wo) view
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    return Tensor._make(out, "conv2d", parents, ((sh, sw), (ph, pw), cols))
+    # END SOLUTION
+
+
+# ---- pooling -----------------------------------------------------------------------------------------
+def _pool_setup(op: str, x: Tensor, kernel_size, stride, padding):
+    _check_image(op, x)
+    kh, kw = _pair(kernel_size, "kernel_size", op)
+    sh, sw = _pair(kernel_size if stride is None else stride, "stride", op)
+    ph, pw = _pair(padding, "padding", op, minimum=0)
+    if ph > kh // 2 or pw > kw // 2:
+        raise TensorError(f"{op}: padding {(ph, pw)} must be at most half the kernel size {(kh, kw)}")
+    Ho = _out_size(op, x.shape[2], kh, sh, ph, x.shape, "height")
+    Wo = _out_size(op, x.shape[3], kw, sw, pw, x.shape, "width")
+    return (kh, kw), (sh, sw), (ph, pw), Ho, Wo
+
+
+def max_pool2d(x: Tensor, kernel_size=2, stride=None, padding=0) -> Tensor:
+    """Largest value of each (kH, kW) window: (N, C, H, W) -> (N, C, H_out, W_out).
+
+    stride defaults to kernel_size (non-overlapping windows); padding pads with -inf. The gradient
+    goes to the first largest element of each window (as in PyTorch), so forward saves its index.
+    Recorded as op "max_pool2d", saved (kernel, stride, padding, argmax index (N, Ho, Wo, C)).
+    """
+    (kh, kw), (sh, sw), (ph, pw), Ho, Wo = _pool_setup("max_pool2d", x, kernel_size, stride, padding)
+    # BEGIN SOLUTION windows view -> one copy with the window flattened last -> argmax -> gather
+    N, C = x.shape[:2]
+    xp = pad_nhwc(x.data.transpose(0, 2, 3, 1), ph, pw, value=-np.inf)
+    win = windows_nhwc(xp, kh, kw, sh, sw, Ho, Wo)                          # (N, Ho, Wo, kh, kw, C)
+    flat = win.reshape(N, Ho, Wo, kh * kw, C)                               # copy: window axis together
+    index = flat.argmax(axis=3)                                             # (N, Ho, Wo, C)
+    out = np.take_along_axis(flat, index[:, :, :, None, :], axis=3)[:, :, :, 0, :]
+    return Tensor._make(out.transpose(0, 3, 1, 2), "max_pool2d", (x,),
+                        ((kh, kw), (sh, sw), (ph, pw), index.astype(np.int8 if kh * kw < 128 else np.int32)))
+    # END SOLUTION
+
+
+def avg_pool2d(x: Tensor, kernel_size=2, stride=None, padding=0) -> Tensor:
+    """Mean of each (kH, kW) window (zero padding counts in the mean, as PyTorch's default).
+
+    Recorded as op "avg_pool2d", saved (kernel, stride, padding).
+    """
+    (kh, kw), (sh, sw), (ph, pw), Ho, Wo = _pool_setup("avg_pool2d", x, kernel_size, stride, padding)
+    # BEGIN SOLUTION
+    xp = pad_nhwc(x.data.transpose(0, 2, 3, 1), ph, pw)
+    win = windows_nhwc(xp, kh, kw, sh, sw, Ho, Wo)                          # (N, Ho, Wo, kh, kw, C)
+    out = win.mean(axis=(3, 4), dtype=x.dtype)                              # (N, Ho, Wo, C)
+    return Tensor._make(out.transpose(0, 3, 1, 2), "avg_pool2d", (x,), ((kh, kw), (sh, sw), (ph, pw)))
+    # END SOLUTION
+
+
+# ---- batch normalisation -----------------------------------------------------------------------------
+def batch_norm2d(x: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: Tensor | None,
+                 running_var: Tensor | None, training: bool = True, momentum: float = 0.1,
+                 eps: float = 1e-5) -> Tensor:
+    """Normalise each channel to mean 0, variance 1, then scale by weight and shift by bias.
+
+    x (N, C, H, W); weight, bias, running_mean, running_var (C,). In training the statistics are those
+    of this batch (over N, H and W), and the running estimates are updated in place, PyTorch style:
+    running = (1 - momentum) * running + momentum * batch_statistic (the variance unbiased, n/(n-1)).
+    In evaluation the running estimates are used instead. weight/bias None mean 1/0.
+    Recorded as op "batch_norm2d" with parents (x, weight, bias) and saved (xhat, rstd, training),
+    xhat = (x - mean) * rstd the normalised input, rstd = 1 / sqrt(var + eps) of shape (C,).
+    """
+    _check_image("batch_norm2d", x)
+    C = x.shape[1]
+    for name, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)):
+        if t is not None and t.shape != (C,):
+            raise TensorError(f"batch_norm2d: {name} has shape {t.shape} but the input has {C} channels "
+                              f"(input shape {x.shape}); expected ({C},)")
+    if not training and (running_mean is None or running_var is None):
+        raise TensorError("batch_norm2d: evaluation mode needs running_mean and running_var")
+    if training and x.shape[0] * x.shape[2] * x.shape[3] < 2:
+        raise TensorError(f"batch_norm2d: training needs more than one value per channel to estimate a "
+                          f"variance, got input shape {x.shape}")
+    dt = x.dtype.type
+    weight = weight if weight is not None else Tensor(np.ones(C, dtype=x.dtype))
+    bias = bias if bias is not None else Tensor(np.zeros(C, dtype=x.dtype))
+    # BEGIN SOLUTION statistics over (N, H, W) = axes (0, 1, 2) of the NHWC view
+    xd = x.data.transpose(0, 2, 3, 1)                                       # (N, H, W, C) view
+    if training:
+        mean = xd.mean(axis=(0, 1, 2), dtype=x.dtype)
+        centred = xd - mean
+        var = np.mean(centred * centred, axis=(0, 1, 2), dtype=x.dtype)
+        if running_mean is not None and running_var is not None:
+            n = xd.size // C
+            m = dt(momentum)
+            running_mean.data = ((1 - m) * running_mean.data + m * mean).astype(running_mean.dtype)
+            running_var.data = ((1 - m) * running_var.data + m * var * dt(n / (n - 1))).astype(running_var.dtype)
+    else:
+        centred = xd - running_mean.data.astype(x.dtype)
+        var = running_var.data.astype(x.dtype)
+    rstd = (1.0 / np.sqrt(var + dt(eps))).astype(x.dtype)
+    xhat = centred * rstd                                                   # (N, H, W, C)
+    out = xhat * weight.data.astype(x.dtype) + bias.data.astype(x.dtype)
+    return Tensor._make(out.transpose(0, 3, 1, 2), "batch_norm2d", (x, weight, bias),
+                        (xhat.transpose(0, 3, 1, 2), rstd, bool(training)))
+    # END SOLUTION
+
+
+# ---- layers ------------------------------------------------------------------------------------------
+class Conv2d(Module):
+    """2-D convolution layer: weight (C_out, C_in, kH, kW) and bias (C_out,), like torch.nn.Conv2d.
+
+    Initialisation as PyTorch: weight and bias uniform in +-1/sqrt(fan_in), fan_in = C_in*kH*kW.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True):
+        super().__init__()
+        if int(in_channels) <= 0 or int(out_channels) <= 0:
+            raise TensorError(f"Conv2d: channel counts must be positive, got in_channels={in_channels}, "
+                              f"out_channels={out_channels}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2d")
+        self.stride = _pair(stride, "stride", "Conv2d")
+        self.padding = _pair(padding, "padding", "Conv2d", minimum=0)
+        kh, kw = self.kernel_size
+        # BEGIN SOLUTION initialise weight (C_out, C_in, kH, kW) and bias (C_out,) uniformly in +-1/sqrt(fan_in)
+        bound = 1.0 / math.sqrt(self.in_channels * kh * kw)
+        rng = get_rng()
+        self.weight = Parameter(rng.uniform(-bound, bound, (self.out_channels, self.in_channels, kh, kw))
+                                .astype(DEFAULT_FLOAT))
+        self.bias = Parameter(rng.uniform(-bound, bound, self.out_channels).astype(DEFAULT_FLOAT)) if bias else None
+        # END SOLUTION
+
+    def forward(self, x: Tensor) -> Tensor:
+        return conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def flops(self, input_shape, output_shape) -> int:
+        """2 x multiply-adds: every output value is a dot product of length C_in*kH*kW."""
+        kh, kw = self.kernel_size
+        return 2 * math.prod(output_shape) * self.in_channels * kh * kw
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, bias={self.bias is not None}")
+
+
+class MaxPool2d(Module):
+    def __init__(self, kernel_size=2, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x: Tensor) -> Tensor:
+        return max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}, padding={self.padding}"
+
+
+class AvgPool2d(MaxPool2d):
+    def forward(self, x: Tensor) -> Tensor:
+        return avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class GlobalAvgPool2d(Module):
+    """Mean over each whole channel: (N, C, H, W) -> (N, C). (PyTorch: AdaptiveAvgPool2d(1) + flatten.)"""
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_image("GlobalAvgPool2d", x)
+        # BEGIN SOLUTION
+        return x.mean(axis=(2, 3))
+        # END SOLUTION
+
+
+class BatchNorm2d(Module):
+    """Batch normalisation over channels of (N, C, H, W) input, like torch.nn.BatchNorm2d.
+
+    weight (C,) starts at 1, bias (C,) at 0 (learned when affine=True); buffers running_mean (C,)
+    and running_var (C,) start at 0 and 1 and are saved in the state dict. train() uses batch
+    statistics and updates the running ones; eval() uses the running ones.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True):
+        super().__init__()
+        if int(num_features) <= 0:
+            raise TensorError(f"BatchNorm2d: num_features must be positive, got {num_features}")
+        if not 0.0 <= momentum <= 1.0:
+            raise TensorError(f"BatchNorm2d: momentum must be in [0, 1], got {momentum}")
+        self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
+        C = self.num_features
+        self.weight = Parameter(np.ones(C, dtype=DEFAULT_FLOAT)) if affine else None
+        self.bias = Parameter(np.zeros(C, dtype=DEFAULT_FLOAT)) if affine else None
+        self.register_buffer("running_mean", np.zeros(C, dtype=DEFAULT_FLOAT))
+        self.register_buffer("running_var", np.ones(C, dtype=DEFAULT_FLOAT))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return batch_norm2d(x, self.weight, self.bias, self.running_mean, self.running_var,
+                            self.training, self.momentum, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.weight is not None}"
