@@ -33,7 +33,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from grading.course import REPO_ROOT, Course, load_course
-from grading.github import GitHub, GitHubError
+from grading.github import GitHub, GitHubError, TokenMissing
 from grading.state import atomic_write_text
 
 _USERNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
@@ -175,7 +175,13 @@ def ensure_protected(gh: GitHub, org: str, name: str, branch: str) -> str:
 def provision(gh: GitHub, students: list[Student], template: str, org: str, prefix: str, log=print) -> list[Outcome]:
     """Create, invite and protect one repository per student; idempotent and resumable."""
     t_owner, t_name = split_repo(template, "--template")
-    if gh.get_repo(t_owner, t_name) is None:
+    try:
+        found = gh.get_repo(t_owner, t_name)
+    except GitHubError as exc:
+        if exc.status == 401:
+            raise ClassroomError("GitHub rejected the token (HTTP 401); check GITHUB_TOKEN") from None
+        raise
+    if found is None:
         raise ClassroomError(f"template repository {template} not found (or the token cannot see it)")
     outcomes = []
     for i, s in enumerate(students, 1):
@@ -408,7 +414,8 @@ def build_roster(gh: GitHub, students: list[Student], org: str, prefix: str, tem
                 row["late"] = " ".join(late)
             problems = integrity(gh, tmpl, org, name, head_sha) if head_sha else ["empty repository"]
             row["integrity"] = "ok" if not problems else "; ".join(problems)
-            row["status"] = "ok" if raw else "not graded yet"
+            graded = any(int(v.get("total") or 0) > 0 for v in summary["modules"].values())
+            row["status"] = "ok" if graded else "not graded yet"
         except (GitHubError, ValueError) as exc:
             row["status"] = f"error: {exc}"
         r = (results or {}).get(f"{org}/{name}")
@@ -731,7 +738,7 @@ def _safe(command):
     def run(args) -> int:
         try:
             return command(args)
-        except (ClassroomError, GitHubError) as exc:
+        except (ClassroomError, GitHubError, TokenMissing) as exc:
             print(f"tito classroom: {exc}", file=sys.stderr)
             return 2
     run.__name__ = command.__name__

@@ -47,6 +47,13 @@ def git(repo: Path, *args: str, check: bool = True, env: dict | None = None) -> 
     return proc
 
 
+def _stage(repo: Path) -> None:
+    """`git add -A` of badges/ and README.md (only those that exist now or are tracked)."""
+    paths = [p for p in PATHS if (repo / p).exists() or git(repo, "ls-files", "--", p).stdout.strip()]
+    if paths:
+        git(repo, "add", "-A", "--", *paths)
+
+
 def _bot(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     return git(repo, "-c", f"user.name={BOT_NAME}", "-c", f"user.email={BOT_EMAIL}", *args, check=check)
 
@@ -111,7 +118,7 @@ def _rebuild_on_remote(repo: Path, remote: str, branch: str, snapshot: Path, sec
             readme_section.update_readme(readme, section)
         except readme_section.MarkerError as exc:
             print(f"commit-back: README section not updated: {exc}")
-    git(repo, "add", "-A", "--", *PATHS)
+    _stage(repo)
     if git(repo, "diff", "--cached", "--quiet", check=False).returncode == 0:
         return False
     _bot(repo, "commit", "-m", message)
@@ -124,7 +131,7 @@ def commit_back(repo: Path | str, branch: str, remote: str = "origin", attempts:
     repo = Path(repo)
     if not branch or branch.startswith("-"):
         raise CommitBackError(f"invalid branch name {branch!r}")
-    git(repo, "add", "-A", "--", *PATHS)
+    _stage(repo)
     if git(repo, "diff", "--cached", "--quiet", check=False).returncode == 0:
         print("commit-back: results unchanged, nothing to commit")
         return "nothing to commit"

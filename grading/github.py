@@ -51,8 +51,8 @@ class GitHubError(RuntimeError):
         return self.status == 422 and "already exists" in text
 
 
-class TokenMissing(GitHubError):
-    pass
+class TokenMissing(RuntimeError):
+    """GITHUB_TOKEN is not set."""
 
 
 @dataclass
@@ -92,7 +92,7 @@ class GitHub:
         env = os.environ if env is None else env
         token = env.get("GITHUB_TOKEN") or None
         if not token:
-            raise TokenMissing("GET", "/", None, "GITHUB_TOKEN is not set; create a token with the 'repo' and "
+            raise TokenMissing("GITHUB_TOKEN is not set; create a token with the 'repo' and "
                                "'admin:org' scopes (or a fine-grained token with Administration and Contents "
                                "permissions) and export it as GITHUB_TOKEN")
         return cls(token, env.get("GITHUB_API_URL") or DEFAULT_API_URL, **kwargs)

@@ -24,6 +24,7 @@ README that cannot be written, ...).
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import math
@@ -68,7 +69,10 @@ class GradeOptions:
     run_timeout: float = 900.0
     memory_mb: int = 4096
     milestone_memory_mb: int = 8192
-    milestone_timeout_factor: float = 2.0
+    milestone_timeout_factor: float = 1.5
+    milestone_grace: float = 60.0      # seconds added to budget x factor (start-up, data loading)
+    time_budget: float | None = None   # seconds for the whole `tito grade`; milestones that cannot finish
+                                       # within what is left wait for the next run
     write_readme: bool = True
     verbose: bool = False
     reset: bool = False
@@ -263,8 +267,8 @@ def _test_one_module(root: Path, course: Course, module: Module, limits: Limits,
     if collected is not None:
         run.collected = collected + [n for n in run.tests if n not in collected]
     if run.crashed and run.collected is None:
-        grade.crash_reason = f"{run.crash_reason} while importing the tests; " \
-                             f"last output: {error_line(run.output_tail) or '(none)'}"
+        last = error_line(run.output_tail)
+        grade.crash_reason = f"{run.crash_reason} while importing the tests" + (f"; last output: {last}" if last else "")
     elif run.crashed:
         grade.crash_reason = run.crash_reason
     _assign(course, run, {module.id: grade})
@@ -275,36 +279,38 @@ def _test_one_module(root: Path, course: Course, module: Module, limits: Limits,
 # 2. milestones
 # =====================================================================================================
 
-def data_dirs() -> list[Path]:
-    dirs = []
-    for var in ("TINYTORCH_DATA", "TINYTORCH_CACHE"):
-        if os.environ.get(var):
-            dirs.append(Path(os.environ[var]).expanduser())
-    dirs.append(Path.home() / ".cache" / "tinytorch")
-    return dirs
-
-
 _SOURCES_ROW = re.compile(r"^\|\s*([\w.\-]+)\s*\|[^|]*\|\s*([0-9a-f]{64})\s*\|", re.M)
 
 
-def known_data_checksums() -> dict[str, str]:
-    """{file name: sha256} of the data sets: SOURCES.md-listed checksums, else hashes of the files found."""
-    for d in data_dirs():
-        sources = d / "SOURCES.md"
-        if sources.is_file():
-            try:
-                rows = dict(_SOURCES_ROW.findall(sources.read_text(encoding="utf-8", errors="replace")))
-            except OSError:
-                rows = {}
-            if rows:
-                return rows
-    found = {}
-    for d in data_dirs():
-        if d.is_dir():
-            for p in sorted(d.iterdir()):
-                if p.is_file() and p.suffix in (".npz", ".txt") and p.name not in found:
-                    found[p.name] = file_sha256(p)
-    return found
+def known_data_checksums(root: Path) -> dict[str, str]:
+    """{data file: sha256} of the course's data sets, the checksums SOURCES.md lists.
+
+    Read from tinytorch/datasets.py (every `offline_file=..., offline_sha256=...` pair, found by parsing the
+    file, never importing it), which the loader verifies every file against - so the same values apply on
+    a student's laptop and in CI, whether the data came from $TINYTORCH_DATA or the download cache. Falls
+    back to the SOURCES.md table in $TINYTORCH_DATA when datasets.py declares none.
+    """
+    found: dict[str, str] = {}
+    try:
+        tree = ast.parse((root / "tinytorch" / "datasets.py").read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        tree = None
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, ast.Call):
+            kw = {k.arg: k.value.value for k in node.keywords
+                  if k.arg in ("offline_file", "offline_sha256") and isinstance(k.value, ast.Constant)
+                  and isinstance(k.value.value, str)}
+            if len(kw) == 2 and re.fullmatch(r"[0-9a-f]{64}", kw["offline_sha256"]):
+                found[kw["offline_file"]] = kw["offline_sha256"]
+    if found:
+        return found
+    data = os.environ.get("TINYTORCH_DATA")
+    if data:
+        try:
+            return dict(_SOURCES_ROW.findall((Path(data) / "SOURCES.md").read_text(encoding="utf-8", errors="replace")))
+        except OSError:
+            pass
+    return {}
 
 
 def data_checksums_for(program_text: str, checksums: dict[str, str]) -> dict[str, str]:
@@ -333,7 +339,7 @@ def milestone_inputs(root: Path, ms: Milestone) -> list[Path]:
 
 
 def milestone_cache_key(root: Path, ms: Milestone, checksums: dict[str, str] | None = None) -> str:
-    checksums = known_data_checksums() if checksums is None else checksums
+    checksums = known_data_checksums(root) if checksums is None else checksums
     h = hashlib.sha256()
     h.update(CACHE_KEY_VERSION.encode() + b"\0")
     for path in milestone_inputs(root, ms):
@@ -408,7 +414,7 @@ def run_milestone(root: Path, ms: Milestone, workdir: Path, opts: GradeOptions, 
     """Run one milestone in a limited child; returns its progress.json entry (never raises)."""
     workdir.mkdir(parents=True, exist_ok=True)
     json_path = workdir / f"m{ms.number}.json"
-    limit = ms.budget_seconds * opts.milestone_timeout_factor + 60
+    limit = milestone_hard_limit(ms, opts)
     out.line(f"  running milestone {ms.number} ({ms.name}): budget {ms.budget_seconds:g} s, "
              f"stopped after {limit:g} s")
     cmd = [sys.executable, "-m", "grading", "milestone", "run", str(ms.number), "--json", str(json_path)]
@@ -418,7 +424,7 @@ def run_milestone(root: Path, ms: Milestone, workdir: Path, opts: GradeOptions, 
     start = time.monotonic()
     rc = watched.run()
     seconds = round(time.monotonic() - start, 1)
-    entry = {"status": "error", "cache_key": None, "seconds": seconds, "source": "this run",
+    entry = {"status": "error", "cache_key": None, "seconds": seconds,
              "verified_by": run_url, "commit": commit}
     data = None
     if json_path.is_file() and json_path.stat().st_size <= MAX_RESULT_BYTES:
@@ -478,7 +484,7 @@ def _previous_milestone(prev: dict, ms: Milestone, root: Path) -> dict | None:
     clean = {
         "status": "passed" if passed else "failed", "cache_key": entry["cache_key"], "metrics": metrics,
         "seconds": entry["seconds"] if _finite_number(entry.get("seconds")) else None,
-        "headline": headline(ms, metrics), "source": "cache",
+        "headline": headline(ms, metrics), "_reused": True,
         "verified_by": url if isinstance(url, str) and url.startswith("https://") else None,
         "commit": entry.get("commit") if isinstance(entry.get("commit"), str) else None,
     }
@@ -496,11 +502,15 @@ def _previous_milestone(prev: dict, ms: Milestone, root: Path) -> dict | None:
     return clean
 
 
+def milestone_hard_limit(ms: Milestone, opts: GradeOptions) -> float:
+    return ms.budget_seconds * opts.milestone_timeout_factor + opts.milestone_grace
+
+
 def grade_milestones(root: Path, course: Course, modules: dict[str, ModuleGrade], prev: dict,
                      opts: GradeOptions, workdir: Path, out: Console, run_url: str | None,
-                     commit: str | None) -> dict[str, dict]:
+                     commit: str | None, deadline: float | None = None) -> dict[str, dict]:
     results = {}
-    checksums = known_data_checksums()
+    checksums = known_data_checksums(root)
     runner_present = (root / "grading" / "milestones.py").is_file()
     for ms in course.milestones:
         base = {"number": ms.number, "name": ms.name, "badge": ms.badge, "thresholds": ms.thresholds,
@@ -525,9 +535,15 @@ def grade_milestones(root: Path, course: Course, modules: dict[str, ModuleGrade]
             results[str(ms.number)] = {**base, "status": "error", "cache_key": None,
                                        "reason": "the milestone runner grading/milestones.py is missing"}
             continue
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and milestone_hard_limit(ms, opts) > left:
+            results[str(ms.number)] = {**base, "status": "not_run", "cache_key": None,
+                                       "reason": f"not enough time left in this run ({max(left, 0):.0f} s); "
+                                                 "it runs on a later push, once other results are reused"}
+            continue
         entry = run_milestone(root, ms, workdir / f"m{ms.number}", opts, out, run_url, commit)
         if entry["status"] in ("passed", "failed") and not entry.pop("no_cache", False):
-            entry["cache_key"] = milestone_cache_key(root, ms, known_data_checksums())
+            entry["cache_key"] = milestone_cache_key(root, ms, checksums)
         results[str(ms.number)] = {**base, **entry}
         status = entry["status"]
         sym = out.sym("pass") if status == "passed" else out.sym("fail")
@@ -644,6 +660,7 @@ def ungraded_progress(course: Course) -> dict:
                               None, "not graded yet")
     for entry in progress["modules"].values():
         entry["reason"] = "not graded yet"
+    progress["run"] = {"url": None, "github_actions": False}  # the same bytes wherever it is written
     return progress
 
 
@@ -710,7 +727,7 @@ def _write_if_changed(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
-def step_summary(progress: dict, course: Course, unlocked: list[dict]) -> str:
+def step_summary(progress: dict, course: Course, unlocked: list[dict], reused=frozenset()) -> str:
     """Markdown for $GITHUB_STEP_SUMMARY: the whole picture of this run, including failure messages."""
     t = progress["totals"]
     lines = [f"## TinyTorch grade: {badgelib.fmt_number(t['points'])}/{badgelib.fmt_number(t['max_points'])} points, "
@@ -733,7 +750,7 @@ def step_summary(progress: dict, course: Course, unlocked: list[dict]) -> str:
         result = e.get("headline") or ""
         if e.get("reason") and e["status"] != "passed":
             result = (result + " - " if result else "") + _md_cell(e["reason"])
-        source = " (reused)" if e.get("source") == "cache" else ""
+        source = " (reused)" if str(ms.number) in reused else ""
         lines.append(f"| {ms.number} {ms.name} | {ms.badge} | {e['status']}{source} | {result} | {secs} |")
     tamper = progress["tamper"]
     if tamper["status"] == "modified":
@@ -777,7 +794,7 @@ def announce_unlocks(out: Console, unlocked: list[dict], course: Course, progres
                                      title=f"Milestone unlocked: {entry['badge']}"))
 
 
-def print_report(out: Console, progress: dict, course: Course) -> None:
+def print_report(out: Console, progress: dict, course: Course, reused=frozenset()) -> None:
     out.line("")
     out.line(out.style("Modules", "bold"))
     for m in course.modules:
@@ -794,7 +811,7 @@ def print_report(out: Console, progress: dict, course: Course) -> None:
         text = f"  {sym} {ms.number} {ms.name:<20} {ms.badge:<26} {e['status']}"
         if e.get("headline"):
             text += f": {e['headline']}"
-        if e.get("source") == "cache":
+        if str(ms.number) in reused:
             text += " (reused)"
         if e.get("reason") and e["status"] != "passed":
             text += f" - {e['reason']}"
@@ -851,15 +868,17 @@ def _grade(opts: GradeOptions, root: Path, out: Console) -> int:
         out.line(f"Module tests done in {time.monotonic() - started:.1f} s.")
         _record_module_state(modules)
         out.line("Milestones" + (" (--skip-milestones: only reusing earlier results)" if opts.skip_milestones else ""))
+        deadline = started + opts.time_budget if opts.time_budget else None
         milestones = grade_milestones(root, course, modules, prev, opts, workdir / "milestones", out, run_url,
-                                      commit["sha"])
+                                      commit["sha"], deadline)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     tamper = check_tamper(root)
     curves = {int(k): v.pop("_curve_svg") for k, v in milestones.items() if "_curve_svg" in v}
+    reused = {k for k, v in milestones.items() if v.get("_reused")}
     progress = build_progress(course, modules, milestones, tamper, commit, run_url, mode)
     warnings = write_outputs(root, course, progress, curves, opts.write_readme)
-    print_report(out, progress, course)
+    print_report(out, progress, course, reused)
     unlocked = newly_passed(prev, progress)
     announce_unlocks(out, unlocked, course, progress)
     for w in warnings:
@@ -868,7 +887,7 @@ def _grade(opts: GradeOptions, root: Path, out: Console) -> int:
     if in_github_actions() and summary_path:
         try:
             with open(summary_path, "a", encoding="utf-8") as fh:
-                fh.write(step_summary(progress, course, unlocked))
+                fh.write(step_summary(progress, course, unlocked, reused))
         except OSError as exc:
             out.line(f"{out.sym('warn')} could not write the step summary: {exc}")
     out.line(f"Graded in {time.monotonic() - started:.1f} s; results in badges/ and README.md.")
@@ -906,8 +925,13 @@ def register(subparsers) -> None:
                    help="address-space limit of the test process (default: 4096; POSIX only)")
     p.add_argument("--milestone-memory-mb", type=int, default=int(os.environ.get("TITO_MILESTONE_MEMORY_MB", 8192)),
                    metavar="MB", help="address-space limit of a milestone process (default: 8192)")
-    p.add_argument("--milestone-timeout-factor", type=float, default=2.0, metavar="X",
-                   help="stop a milestone after X times its budget plus 60 s (default: 2)")
+    p.add_argument("--milestone-timeout-factor", type=float, default=1.5, metavar="X",
+                   help="stop a milestone after X times its budget plus the grace (default: 1.5)")
+    p.add_argument("--milestone-grace", type=float, default=60.0, metavar="S",
+                   help="seconds added to a milestone's time limit for start-up (default: 60)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="S",
+                   help="seconds for the whole grade; a milestone whose time limit no longer fits waits "
+                        "for the next run (CI sets this below the job's timeout)")
     p.add_argument("--no-readme", action="store_true", help="do not touch README.md")
     p.add_argument("--verbose", "-v", action="store_true", help="show all pytest output")
     p.add_argument("--reset", action="store_true",
@@ -919,6 +943,7 @@ def _cmd_grade(args) -> int:
     opts = GradeOptions(skip_milestones=args.skip_milestones, test_timeout=args.test_timeout,
                         run_timeout=args.run_timeout, memory_mb=args.memory_mb,
                         milestone_memory_mb=args.milestone_memory_mb,
-                        milestone_timeout_factor=args.milestone_timeout_factor,
+                        milestone_timeout_factor=args.milestone_timeout_factor, time_budget=args.time_budget,
+                        milestone_grace=args.milestone_grace,
                         write_readme=not args.no_readme, verbose=args.verbose, reset=args.reset)
     return grade(opts, out=getattr(args, "console", None))

@@ -124,14 +124,19 @@ def _missing_modules(ms: Milestone, modules: dict[str, str]) -> list[str]:
 
 
 # ---- running a program ------------------------------------------------------------------------------------
+def ensure_importable() -> None:
+    """Put the repository root on sys.path, so `milestones.*` and this repository's `tinytorch` import."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+
+
 def load_program(ms: Milestone):
     """Import the milestone program file as a module (the repository root goes on sys.path, so the
     program imports `milestones.common` and the repository's own `tinytorch`)."""
     path = program_path(ms)
     if not path.exists():
         raise FileNotFoundError(f"milestone program {ms.program} does not exist")
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
+    ensure_importable()
     spec = importlib.util.spec_from_file_location(f"milestones.{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -188,8 +193,7 @@ def run_milestone(number: int | str, *, tiny: bool = False, json_path: str | Pat
     course = course or load_course()
     ms = course.milestone(number)
     con = Console(stream)
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
+    ensure_importable()
     from milestones.common import MilestoneContext
 
     result_path = tiny_result_path(ms.number) if tiny else state.milestone_result_path(ms.number)
@@ -235,6 +239,9 @@ def run_milestone(number: int | str, *, tiny: bool = False, json_path: str | Pat
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
     }
+    if result["framework"] != str(REPO_ROOT / "tinytorch"):
+        con.print(con.paint(f"{con.sym('warn')} tinytorch was imported from {result['framework']}, not from this "
+                            f"repository ({REPO_ROOT / 'tinytorch'}): run `pip install -e .` here", "yellow"))
     svg = history_svg(result["history"], title=f"Milestone {ms.number}: {ms.name}"
                       + (" (tiny run)" if tiny else ""),
                       thresholds={c.metric: c.value for c in ms.victory})

@@ -6,6 +6,7 @@ and configures this plugin through environment variables:
 TITO_TEST_TIMEOUT   seconds one test (setup + call + teardown) or the import of one test file may take
 TITO_PROGRESS_FILE  a file (owned by the grader) to which one JSON line per event is appended:
                     {"event": "collected", "nodeids": [...]}, {"event": "collect_error", "nodeid", "message"},
+                    {"event": "collecting"/"collect_done", "nodeid"} around the import of each test file,
                     {"event": "start", "nodeid"}, {"event": "report", "nodeid", "when", "outcome", "message"}
 TITO_FAULT_FILE     where a hard time-out or a fatal signal writes the Python traceback
 
@@ -29,7 +30,7 @@ import signal
 
 import pytest
 
-HARD_GRACE_SECONDS = 10.0
+HARD_GRACE_SECONDS = float(os.environ.get("TITO_HARD_GRACE", "10"))
 MESSAGE_LIMIT = 2000
 
 
@@ -110,15 +111,18 @@ def pytest_make_collect_report(collector):
     # Importing a test file imports the student's code: limit that too (an infinite loop at import).
     timed = isinstance(collector, pytest.Module)
     if timed:
+        _log({"event": "collecting", "nodeid": collector.nodeid})
         _arm(_limit())
     try:
         outcome = yield
     finally:
         if timed:
             _disarm()
-    report = outcome.get_result()
+    report = outcome.get_result()  # re-raises what pytest did not handle (e.g. SystemExit at import)
     if report.failed:
         _log({"event": "collect_error", "nodeid": report.nodeid, "message": _short(report.longreprtext)})
+    if timed:
+        _log({"event": "collect_done", "nodeid": collector.nodeid})
 
 
 def pytest_collection_finish(session):

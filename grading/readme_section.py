@@ -41,7 +41,8 @@ def render(progress: dict, course: Course, files: dict[str, str]) -> str:
     lines = ["## Progress", "",
              "<sub>Written by `tito grade` on every push; anything you edit between the progress markers "
              "is replaced.</sub>", ""]
-    lines.append(" ".join(f"![{key}](badges/{files[key]}.svg)" for key in ("modules", "points", "integrity")))
+    alt = {"modules": "modules", "points": "points", "integrity": "grader files"}
+    lines.append(" ".join(f"![{alt[key]}](badges/{files[key]}.svg)" for key in ("modules", "points", "integrity")))
     lines.append("")
     lines.append(" ".join(f"![{ms.badge}](badges/{files[f'm{ms.number}']}.svg)" for ms in course.milestones))
     lines += ["", "| Module | Tests passed | Points |", "|---|---|---|"]
@@ -61,7 +62,8 @@ def render(progress: dict, course: Course, files: dict[str, str]) -> str:
         if status == "passed":
             text = f"{head}: passed with {e.get('headline') or 'all checks'} (needs {_needs(ms)})"
             if isinstance(e.get("seconds"), (int, float)):
-                text += f", {e['seconds']:.0f} s"
+                secs = e["seconds"]
+                text += f", {secs:.0f} s" if secs >= 10 else f", {secs:.1f} s"
             if e.get("verified_by"):
                 text += f". Verified by [this GitHub Actions run]({e['verified_by']})"
             elif e.get("commit"):

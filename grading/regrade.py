@@ -235,46 +235,52 @@ def grade_with_pytest(work: Path, opts: Options, course: Course) -> dict:
 
 
 def grade_with_tito(work: Path, opts: Options, course: Course) -> dict:
-    """Run the instructor's grader (`python -m grading grade`) in the overlaid tree, in a limited child."""
-    from grading.testrun import Limits, Watched, child_env
+    """Run the instructor's grader (`python -m grading grade`) in the overlaid tree, in a limited child.
+
+    The grader runs the tests in its own limited pytest child and writes badges/progress.json, which is
+    deleted first so that only this run's result can be read back.
+    """
+    from grading.testrun import Limits, Watched, child_env, describe_exit, read_tail
+    progress_file = work / "badges" / "progress.json"
+    progress_file.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="tito-regrade-grade-") as tmp:
         tmp = Path(tmp)
-        out_json = tmp / "grade.json"
-        cmd = [sys.executable, "-m", "grading", "grade", "--json", str(out_json), "--no-commit"]
+        cmd = [sys.executable, "-m", "grading", "grade", "--no-readme",
+               "--test-timeout", f"{opts.test_timeout:g}", "--run-timeout", f"{opts.timeout:g}",
+               "--memory-mb", str(opts.memory_mb)]
         if not opts.milestones:
             cmd.append("--skip-milestones")
         env = child_env(work, {"TITO_STATE_DIR": str(tmp / "state")})
-        limits = Limits(test_seconds=opts.test_timeout, run_seconds=opts.timeout, memory_mb=opts.memory_mb)
+        env.pop("GITHUB_STEP_SUMMARY", None)  # a regrade is not the student's CI run
+        # The grader limits its own children; this outer limit only catches a grader that hangs.
+        limits = Limits(test_seconds=opts.test_timeout, run_seconds=opts.timeout * 2 + 600, memory_mb=0)
         start = time.monotonic()
-        watched = Watched(cmd, work, env, limits, tmp / "output.txt", opts.timeout, None)
+        watched = Watched(cmd, work, env, limits, tmp / "output.txt", limits.run_seconds, None)
         rc = watched.run()
         seconds = time.monotonic() - start
-        data = None
         try:
-            data = json.loads(out_json.read_text(encoding="utf-8"))
+            data = json.loads(progress_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            pass
-        if data is None:
-            from grading.testrun import describe_exit, read_tail
+            data = None
+        if data is None or rc != 0:
             reason = "timed out" if watched.timed_out else describe_exit(rc)
             return {"runner": "tito grade", "modules": _module_scores(course, {}, {}), "milestones": {},
-                    "crash": f"the grader {reason}: {read_tail(tmp / 'output.txt', 600)}", "seconds": round(seconds, 1)}
+                    "crash": f"the grader {reason}: {read_tail(tmp / 'output.txt', 600)}",
+                    "seconds": round(seconds, 1)}
     summary = summarize_progress(data, course)
-    return {"runner": "tito grade", "modules": summary["modules"], "milestones": summary["milestones"],
-            "seconds": round(seconds, 1)}
+    out = {"runner": "tito grade", "modules": summary["modules"], "milestones": summary["milestones"],
+           "seconds": round(seconds, 1)}
+    if data.get("test_run") not in (None, "single run"):
+        out["notes"] = [f"grader test run: {data.get('test_run')}"]
+    return out
 
 
 GRADERS = {"pytest": grade_with_pytest, "tito": grade_with_tito}
 
 
 def tito_grader_available(work: Path) -> bool:
-    """The overlaid tree has a grader that writes a machine-readable result (`grade --json`)."""
-    grade = work / "grading" / "grade.py"
-    main = work / "grading" / "__main__.py"
-    if not (grade.is_file() and main.is_file()):
-        return False
-    text = grade.read_text(encoding="utf-8", errors="replace")
-    return "--json" in text and "--skip-milestones" in text and "--no-commit" in text
+    """The overlaid tree has the grader (`python -m grading grade`)."""
+    return (work / "grading" / "grade.py").is_file() and (work / "grading" / "__main__.py").is_file()
 
 
 def pick_grader(name: str, work: Path):
@@ -328,7 +334,7 @@ def summarize_progress(data: dict, course: Course) -> dict:
         e = raw_ms.get(str(ms.number)) or raw_ms.get(f"m{ms.number}") or {}
         milestones[str(ms.number)] = {"status": e.get("status", "not_run" if e else "locked"),
                                       "passed": milestone_ok(e), "metrics": e.get("metrics", {})}
-    points = data.get("points")
+    points = data.get("points", (data.get("totals") or {}).get("points"))
     if isinstance(points, dict):
         points = points.get("earned", points.get("points"))
     if not isinstance(points, (int, float)):

@@ -163,14 +163,7 @@ def _walk_files(root: Path) -> list[str]:
 
 # ---- generated starting state --------------------------------------------------------------------
 def starting_progress_section(course: Course) -> str:
-    """The README progress section before any grading run (the grader rewrites it on every push)."""
-    try:  # the grader's own renderer, when it offers one, so the section looks the same after a push
-        from grading import grade as _grade  # noqa: F401
-        render = getattr(_grade, "render_progress_section", None)
-        if render is not None:
-            return render(None, course)
-    except Exception:  # noqa: BLE001 - any problem there falls back to the plain starting table
-        pass
+    """A plain starting table, used only if the grader cannot write its own ungraded state."""
     lines = ["", "## Progress", "",
              f"Nothing graded yet: push your work and the grader fills in this table "
              f"(0 / {course.total_points:g} points).", "",
@@ -182,6 +175,27 @@ def starting_progress_section(course: Course) -> str:
         lines.append(f"| {ms.number}. {ms.name} | locked |")
     lines.append("")
     return "\n".join(lines)
+
+
+def write_starting_state(out: Path, course: Course) -> list[str]:
+    """badges/ and the README section as the grader writes them before any grading (`tito grade --reset`).
+
+    Returns the paths written. Falls back to an empty badges/ and a plain README table when the grader
+    (grading/grade.py) is not available.
+    """
+    try:
+        from grading import grade as grader
+        progress = grader.ungraded_progress(course)
+    except (ImportError, AttributeError):
+        (out / BADGES_DIR).mkdir(parents=True, exist_ok=True)
+        _write(out / BADGES_DIR / ".gitkeep", b"", 0o644)
+        return [f"{BADGES_DIR}/.gitkeep"]
+    progress["run"] = {"url": None, "github_actions": False}  # the same bytes wherever the release is built
+    grader.write_outputs(out, course, progress, {}, write_readme=(out / "README.md").exists())
+    written = [p.relative_to(out).as_posix() for p in sorted((out / BADGES_DIR).rglob("*")) if p.is_file()]
+    for rel in written + (["README.md"] if (out / "README.md").exists() else []):
+        os.chmod(out / rel, 0o644)
+    return written
 
 
 def reset_readme(text: str, course: Course) -> str:
@@ -291,12 +305,10 @@ def build_release(out: str | Path, source: str | Path = REPO_ROOT, solutions_thr
     _prepare_out(out, source, force)
     for rel, (data, mode) in sorted(planned.items()):
         _write(out / rel, data, mode)
-    if not any(rel.startswith(BADGES_DIR + "/") for rel in planned):
-        _write(out / BADGES_DIR / ".gitkeep", b"", 0o644)
-        planned[f"{BADGES_DIR}/.gitkeep"] = (b"", 0o644)
+    badges = write_starting_state(out, course)
     atomic_write_json(out / MANIFEST, manifest)
     os.chmod(out / MANIFEST, 0o644)
-    report.files = sorted(set(planned) | {MANIFEST})
+    report.files = sorted(set(planned) | set(badges) | {MANIFEST})
     return report
 
 
@@ -314,12 +326,13 @@ def solution_texts(source: str | Path = REPO_ROOT, through: int | None = None) -
 
 
 def find_leaks(release_dir: str | Path, source: str | Path = REPO_ROOT, through: int | None = None,
-               min_length: int = 30) -> list[str]:
+               long_line: int = 60, run: int = 3) -> list[str]:
     """Places in the release where text of a withheld solution still appears.
 
-    A leak is a solution block's body found verbatim anywhere, or a distinctive line of it (at least
-    `min_length` characters, not also present outside the solution blocks of its own file) found in
-    any released text file - e.g. a README that quotes the reference code.
+    Reported: a solution block's body found verbatim anywhere; `run` consecutive lines of a body found
+    consecutively in a released file (copy-paste, e.g. a README quoting the reference code); or a single
+    body line of at least `long_line` characters found anywhere. Lines that also appear outside the solution
+    blocks of their own file are public and never count; short idioms (`z = z - z.max(...)`) do not either.
     """
     release_dir = Path(release_dir)
     source = Path(source)
@@ -330,25 +343,35 @@ def find_leaks(release_dir: str | Path, source: str | Path = REPO_ROOT, through:
                 texts[p.relative_to(release_dir).as_posix()] = p.read_text(encoding="utf-8")
             except (UnicodeDecodeError, OSError):
                 continue
+    stripped = {rel: [line.strip() for line in t.splitlines()] for rel, t in texts.items()}
     leaks = []
     for path, blocks in solution_texts(source, through).items():
         original = (source / path).read_text(encoding="utf-8").splitlines()
         inside = {n for b in blocks for n in range(b.begin, b.end + 1)}
         public = {line.strip() for n, line in enumerate(original, 1) if n not in inside}
         for block in blocks:
+            where = f"{path}:{block.begin} ({block.qualname})"
             body = block.body.strip("\n")
-            if body.strip() and any(body in t for t in texts.values()):
-                where = sorted(rel for rel, t in texts.items() if body in t)
-                leaks.append(f"{path}:{block.begin} ({block.qualname}): the whole solution appears in {where}")
+            found = sorted(rel for rel, t in texts.items() if body.strip() and body in t)
+            if found:
+                leaks.append(f"{where}: the whole solution appears in {', '.join(found)}")
                 continue
-            for line in body.splitlines():
-                key = line.strip()
-                if len(key) < min_length or key in public or key.startswith("#"):
+            lines = [ln.strip() for ln in body.splitlines()]
+            secret = [ln for ln in lines if ln and not ln.startswith("#") and ln not in public]
+            for line in secret:
+                if len(line) >= long_line:
+                    for rel, t in texts.items():
+                        if line in t:
+                            leaks.append(f"{where}: solution line {line!r} appears in {rel}")
+            significant = [ln for ln in lines if len(ln) >= 8 and not ln.startswith("#")]
+            for i in range(len(significant) - run + 1):
+                window = significant[i:i + run]
+                if all(ln in public for ln in window):
                     continue
-                for rel, t in texts.items():
-                    if key in t:
-                        leaks.append(f"{path}:{block.begin} ({block.qualname}): solution line {key!r} appears in {rel}")
-    return leaks
+                for rel, lines_of in stripped.items():
+                    if any(lines_of[j:j + run] == window for j in range(len(lines_of) - run + 1)):
+                        leaks.append(f"{where}: {run} consecutive solution lines from {window[0]!r} appear in {rel}")
+    return sorted(set(leaks))
 
 
 def check_release(release_dir: str | Path) -> list[str]:

@@ -49,6 +49,8 @@ class TestResult:
     message: str = ""
     skip_path: str = ""  # for skips: the file that called pytest.skip (a test file, or student code?)
 
+    __test__ = False     # not a test class for pytest, despite its name
+
     @property
     def ok(self) -> bool:
         return self.outcome in PASSED_OUTCOMES
@@ -62,6 +64,7 @@ class RunResult:
     crashed: bool = False
     crash_reason: str = ""
     crash_nodeid: str | None = None     # test that was running when the process died
+    crash_collecting: str | None = None  # test file being imported when the process died
     returncode: int | None = None
     seconds: float = 0.0
     output_tail: str = ""
@@ -281,14 +284,19 @@ def run_pytest(root: Path, paths: list[str], limits: Limits, workdir: Path, dese
     elif rc is not None and rc > 0 and report is None and _fault_says_timeout(workdir / "fault.txt"):
         result.crash_reason = (f"a test ran past the per-test limit of {limits.test_seconds:g} s and "
                                "could not be interrupted, so the test process was stopped")
+    elif rc is not None and rc >= 0 and report is None:
+        result.crash_reason = (f"the test process {describe_exit(rc)} before pytest finished "
+                               "(sys.exit or os._exit in the code under test?)")
     elif rc in (2, 3, 4):
         result.crash_reason = f"pytest could not complete the session (exit status {rc})"
     else:
         result.crash_reason = f"the test process {describe_exit(rc)}"
-        if rc is not None and rc >= 0 and report is None:
-            result.crash_reason += " before pytest finished (sys.exit or os._exit in the code under test?)"
     if result.crash_nodeid and result.crash_nodeid not in result.tests:
         result.tests[result.crash_nodeid] = TestResult(result.crash_nodeid, "crashed", result.crash_reason)
+    if result.crash_nodeid is None and progress.get("collecting"):
+        # the process died importing a test file: that file counts as one that cannot be imported
+        result.crash_collecting = progress["collecting"]
+        result.collect_errors.setdefault(result.crash_collecting, result.crash_reason)
     return result
 
 
@@ -298,14 +306,14 @@ def _fault_says_timeout(path: Path) -> bool:
 
 
 def _read_progress(path: Path, result: RunResult) -> dict:
-    """Fill `result` from the plugin's progress log; return {"running": nodeid or None}."""
-    running = None
+    """Fill `result` from the plugin's progress log; return {"running": test, "collecting": file}."""
+    running = collecting = None
     phases: dict[str, dict] = {}
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             lines = fh.readlines()
     except OSError:
-        return {"running": None}
+        return {"running": None, "collecting": None}
     for line in lines:
         try:
             event = json.loads(line)
@@ -319,6 +327,10 @@ def _read_progress(path: Path, result: RunResult) -> dict:
             result.collected = [str(n) for n in event["nodeids"]]
         elif kind == "collect_error":
             result.collect_errors[nodeid] = str(event.get("message", ""))
+        elif kind == "collecting":
+            collecting = nodeid
+        elif kind == "collect_done" and collecting == nodeid:
+            collecting = None
         elif kind == "start":
             running = nodeid
         elif kind == "report":
@@ -329,7 +341,7 @@ def _read_progress(path: Path, result: RunResult) -> dict:
                 result.tests[nodeid] = _combine(nodeid, phases[nodeid])
                 if running == nodeid:
                     running = None
-    return {"running": running}
+    return {"running": running, "collecting": collecting}
 
 
 def _combine(nodeid: str, phases: dict) -> TestResult:

@@ -185,7 +185,7 @@ class MilestoneContext:
     def load_cifar10(self):
         """(x_train uint8 (N,3,32,32), y_train int64 (N,), x_test, y_test)."""
         if self.tiny:
-            return synthetic_images(self.seed, (3, 32, 32), n_train=512, n_test=256)
+            return synthetic_images(self.seed, (3, 32, 32), n_train=256, n_test=128)
         x_train, y_train, x_test, y_test = self._real("load_cifar10", "cifar10.npz")
         return _as_u8(x_train), _as_i64(y_train), _as_u8(x_test), _as_i64(y_test)
 

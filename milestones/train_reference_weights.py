@@ -31,7 +31,7 @@ from milestones import m1_basic_inference as m1, m2_computer_vision as m2  # noq
 from milestones.common import MilestoneContext, count_parameters, predict_in_batches  # noqa: E402
 
 TARGETS = {  # name: (program, weights file, promised accuracy, epochs, learning rate)
-    "m1": (m1, m1.WEIGHTS, 0.97, 6, 1e-3),
+    "m1": (m1, m1.WEIGHTS, 0.97, 4, 1e-3),
     "m2": (m2, m2.WEIGHTS, 0.985, 4, 2e-3),
 }
 

@@ -67,7 +67,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     copy is the sum of the gradients of all the copies. (3, 4) -> (4,) sums axis 0; (3, 4) -> (3, 1)
     sums axis 1 keeping it.
     """
-    # BEGIN SOLUTION
+    # BEGIN SOLUTION sum grad over the broadcast axes so it gets the given shape
     if grad.shape == shape:
         return grad
     extra = grad.ndim - len(shape)
@@ -83,30 +83,35 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
 def topological_order(root: Tensor) -> list[Tensor]:
     """Every tensor `root` depends on through recorded ops, each after all of its parents.
 
-    Only tensors that require a gradient are visited. Iterative depth-first search with an explicit
-    stack of (node, iterator over its parents), so a chain 100 000 ops long needs no recursion.
+    Only tensors that require a gradient are visited. Depth-first search with an explicit stack
+    (no recursion, so a chain 100 000 ops long works): a node is looked at twice - the first time its
+    parents are pushed on top of it, the second time (they are all finished) it joins the order.
     """
-    # BEGIN SOLUTION
-    # Sets and dicts hold tensors by identity (Tensor.__hash__ is object.__hash__), which is safe
-    # because distinct live objects never share a hash.
+    # BEGIN SOLUTION order the graph with an explicit stack (no recursion)
+    # Sets hold tensors by identity (Tensor.__hash__ is object.__hash__; distinct live objects never
+    # share a hash, so Tensor.__eq__ is never called).
     if root._ctx is None:
         return [root]
     order: list[Tensor] = []
-    visited = {root}
-    stack = [(root, iter(root._ctx.parents))]
+    expanded: set[Tensor] = set()  # parents already pushed (or, for a leaf, already in the order)
+    finished: set[Tensor] = set()
+    stack = [root]
     while stack:
-        node, parents = stack[-1]
-        for parent in parents:
-            if parent.requires_grad and parent not in visited:
-                visited.add(parent)
-                if parent._ctx is None:
-                    order.append(parent)  # a leaf has no parents: it is finished at once
-                else:
-                    stack.append((parent, iter(parent._ctx.parents)))
-                    break
-        else:  # every parent is finished, so the node is too
+        node = stack[-1]
+        if node in expanded:  # second visit: every parent is finished
             stack.pop()
-            order.append(node)
+            if node not in finished:  # a node pushed by two children is on the stack twice
+                finished.add(node)
+                order.append(node)
+            continue
+        expanded.add(node)
+        for parent in node._ctx.parents:
+            if parent.requires_grad and parent not in expanded:
+                if parent._ctx is None:  # a leaf has no parents: it is finished at once
+                    expanded.add(parent)
+                    order.append(parent)
+                else:
+                    stack.append(parent)
     return order
     # END SOLUTION
 
@@ -143,7 +148,7 @@ def backward(root: Tensor, grad=None) -> None:
         if grad.shape != root.shape:
             raise TensorError(f"backward: gradient shape {grad.shape} does not match output shape {root.shape}")
         owned = {id(grad)}  # the caller's array: a leaf must not keep it without copying
-    # BEGIN SOLUTION
+    # BEGIN SOLUTION run the gradient rules in reverse topological order, summing per node
     grads: dict[Tensor, np.ndarray] = {root: grad}  # gradient of root w.r.t. each pending node
     for node in reversed(topological_order(root)):
         g = grads.pop(node, None)
@@ -158,7 +163,7 @@ def backward(root: Tensor, grad=None) -> None:
             raise TensorError(f"backward: no gradient rule for op '{ctx.op}'; register one with "
                               f"@gradient_of({ctx.op!r}) in tinytorch/autograd.py")
         parent_grads = rule(ctx, g)
-        if type(parent_grads) is not tuple or len(parent_grads) != len(ctx.parents):
+        if not isinstance(parent_grads, (tuple, list)) or len(parent_grads) != len(ctx.parents):
             raise TensorError(f"backward: the rule for '{ctx.op}' must return a tuple with one gradient (or "
                               f"None) per input, {len(ctx.parents)} in all; got {type(parent_grads).__name__}")
         for parent, pg in zip(ctx.parents, parent_grads):
@@ -275,8 +280,9 @@ def _clip(ctx, g):
 def _maximum(ctx, g):
     # BEGIN SOLUTION
     a, b = ctx.parents
-    a_wins = a.data >= b.data
-    return unbroadcast(g * a_wins, a.shape), unbroadcast(g * ~a_wins, b.shape)
+    a_wins = a.data >= b.data  # ties go to a (self)
+    return (unbroadcast(g * a_wins, a.shape) if a.requires_grad else None,
+            unbroadcast(g * ~a_wins, b.shape) if b.requires_grad else None)
     # END SOLUTION
 
 
@@ -284,8 +290,9 @@ def _maximum(ctx, g):
 def _minimum(ctx, g):
     # BEGIN SOLUTION
     a, b = ctx.parents
-    a_wins = a.data <= b.data
-    return unbroadcast(g * a_wins, a.shape), unbroadcast(g * ~a_wins, b.shape)
+    a_wins = a.data <= b.data  # ties go to a (self)
+    return (unbroadcast(g * a_wins, a.shape) if a.requires_grad else None,
+            unbroadcast(g * ~a_wins, b.shape) if b.requires_grad else None)
     # END SOLUTION
 
 
@@ -307,6 +314,11 @@ def _masked_fill(ctx, g):
     # END SOLUTION
 
 
+def _mT(a: np.ndarray) -> np.ndarray:
+    """Matrix transpose of the last two axes (a view)."""
+    return a.T if a.ndim == 2 else np.swapaxes(a, -1, -2)
+
+
 @gradient_of("matmul")
 def _matmul(ctx, g):
     # BEGIN SOLUTION
@@ -316,19 +328,12 @@ def _matmul(ctx, g):
     A2 = A[None, :] if A.ndim == 1 else A
     B2 = B[:, None] if B.ndim == 1 else B
     G = g
-    if A.ndim == 1:
-        G = np.expand_dims(G, -2)
-    if B.ndim == 1:
-        G = np.expand_dims(G, -1)
+    if A.ndim == 1 or B.ndim == 1:  # put the squeezed size-1 axes back (reshape: same element order)
+        G = g.reshape(np.broadcast_shapes(A2.shape[:-2], B2.shape[:-2]) + (A2.shape[-2], B2.shape[-1]))
     ga = unbroadcast(G @ _mT(B2), A2.shape).reshape(A.shape) if a.requires_grad else None
     gb = unbroadcast(_mT(A2) @ G, B2.shape).reshape(B.shape) if b.requires_grad else None
     return ga, gb
     # END SOLUTION
-
-
-def _mT(a: np.ndarray) -> np.ndarray:
-    """Matrix transpose of the last two axes (a view)."""
-    return a.T if a.ndim == 2 else np.swapaxes(a, -1, -2)
 
 
 def _expand_reduced(g: np.ndarray, shape: tuple, axis, keepdims: bool) -> np.ndarray:
@@ -399,6 +404,17 @@ def _permute(ctx, g):
     # END SOLUTION
 
 
+def _picks_each_element_once(index) -> bool:
+    """True for ints, slices, None, ... and bool masks; integer arrays may repeat an element."""
+    for item in (index if isinstance(index, tuple) else (index,)):
+        if isinstance(item, np.ndarray):
+            if item.dtype != np.bool_:
+                return False
+        elif not isinstance(item, (int, np.integer, slice, type(None), type(Ellipsis))):
+            return False
+    return True
+
+
 @gradient_of("getitem")
 def _getitem(ctx, g):
     # BEGIN SOLUTION
@@ -410,17 +426,6 @@ def _getitem(ctx, g):
         np.add.at(out, index, g)  # add, not assign: an integer array may pick the same element twice
     return (out,)
     # END SOLUTION
-
-
-def _picks_each_element_once(index) -> bool:
-    """True for ints, slices, None, ... and bool masks; integer arrays may repeat an element."""
-    for item in (index if isinstance(index, tuple) else (index,)):
-        if isinstance(item, np.ndarray):
-            if item.dtype != np.bool_:
-                return False
-        elif not isinstance(item, (int, np.integer, slice, type(None), type(Ellipsis))):
-            return False
-    return True
 
 
 @gradient_of("broadcast_to")

@@ -388,41 +388,22 @@ class CIFAR10(TensorDataset):
         super().__init__(x, y, transform=transform)
 
 
-class CharDataset(Dataset):
-    """Next-character prediction over a text: sample i is (ids[i : i+T], ids[i+1 : i+T+1]), int64.
+class SequenceDataset(Dataset):
+    """Next-token prediction over a sequence of token ids: sample i is (ids[i : i+T], ids[i+1 : i+T+1]).
 
-    `vocab` is the sorted list of distinct characters (built from the text unless given);
-    `encode(str) -> int64 array`, `decode(ids) -> str`. `get_batch` builds all windows of a batch
-    with one index array of shape (B, T).
+    `ids` is a 1-D integer array (e.g. a text encoded by module 16's tokenizer); T = `block_size`.
+    The target is the input shifted by one position. `get_batch` builds all windows of a batch
+    with one (B, T) index array.
     """
 
-    def __init__(self, text: str, block_size: int, vocab: Sequence[str] | None = None):
-        if block_size < 1 or len(text) <= block_size:
-            raise ValueError(f"CharDataset: need a text longer than block_size={block_size}, got {len(text)} "
-                             "characters")
-        self.vocab = list(vocab) if vocab is not None else sorted(set(text))
+    def __init__(self, ids, block_size: int):
+        self.ids = np.asarray(_array(ids))
+        if self.ids.ndim != 1 or self.ids.dtype.kind not in "iu":
+            raise ValueError(f"SequenceDataset: ids must be a 1-D integer array, got shape {self.ids.shape} "
+                             f"and dtype {self.ids.dtype}")
+        if block_size < 1 or len(self.ids) <= block_size:
+            raise ValueError(f"SequenceDataset: need more than block_size={block_size} tokens, got {len(self.ids)}")
         self.block_size = int(block_size)
-        self._codes = np.array([ord(c) for c in self.vocab], dtype=np.int64)
-        self._sorter = np.argsort(self._codes)
-        self.ids = self.encode(text)
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.vocab)
-
-    def encode(self, text: str) -> np.ndarray:
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
-        pos = np.searchsorted(self._codes, codes, sorter=self._sorter)
-        pos = np.minimum(pos, len(self._codes) - 1)
-        ids = self._sorter[pos]
-        unknown = self._codes[ids] != codes
-        if unknown.any():
-            missing = sorted({chr(c) for c in codes[unknown]})
-            raise ValueError(f"CharDataset.encode: characters {missing[:10]} are not in the vocabulary")
-        return ids
-
-    def decode(self, ids) -> str:
-        return "".join(self.vocab[i] for i in np.asarray(_array(ids)).ravel())
 
     def __len__(self) -> int:
         return len(self.ids) - self.block_size

@@ -36,7 +36,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -90,6 +90,11 @@ class DataSpec:
     offline_file: str      # file name inside $TINYTORCH_DATA
     offline_sha256: str
     remote: tuple[RemoteFile, ...]
+
+    def served_from(self, base_url: str) -> "DataSpec":
+        """A copy that downloads every file from `<base_url>/<file name>` only (local mirrors, tests)."""
+        base = base_url.rstrip("/")
+        return replace(self, remote=tuple(replace(r, urls=(f"{base}/{r.name}",)) for r in self.remote))
 
 
 # Official checksums, from shared/data/SOURCES.md. MNIST: MD5 of the uncompressed IDX files.
@@ -316,16 +321,19 @@ class Downloader:
         except (OSError, ValueError):
             pass
 
-    def fetch(self, remote: RemoteFile, directory: Path | str) -> bytes | dict[str, bytes]:
-        """The verified content of `remote`, from `directory` or downloaded into it."""
+    def fetch(self, remote: RemoteFile, directory: Path | str, download: bool = True) -> bytes | dict[str, bytes]:
+        """The verified content of `remote`, from `directory` or (if `download`) downloaded into it."""
         directory = Path(directory)
         path = directory / remote.name
         if path.exists():
             try:
                 return read_verified(remote, path, source="the cache")
             except ChecksumError as exc:
-                self._say(f"tinytorch: the cached file is corrupted ({exc}); deleting it and downloading again")
+                self._say(f"tinytorch: the cached file is corrupted ({exc}); deleting it"
+                          + (" and downloading again" if download else ""))
                 path.unlink(missing_ok=True)
+        if not download:
+            raise DataUnavailableError(f"{remote.name} is not in {directory} and downloading is switched off")
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -360,9 +368,8 @@ class Downloader:
         tried = "\n".join(f"    {url}: {exc}" for url, exc in failures)
         unreachable = all(getattr(exc, "unreachable", False) for _, exc in failures)
         return DataUnavailableError(
-            f"could not download {remote.name} "
-            f"({'no network connection' if unreachable else 'every source failed'}):\n{tried}\n"
-            f"  cache directory: {directory}")
+            f"could not download {remote.name} ({'no network connection' if unreachable else 'every source failed'}):"
+            f"\n{tried}")
 
     def _download(self, url: str, directory: Path, name: str) -> Path:
         """Stream `url` into a temporary file in `directory`; retry transient failures with back-off."""
@@ -381,8 +388,12 @@ class Downloader:
                 if not exc.transient or attempt == self.attempts:
                     break
                 delay = self.backoff * 2 ** (attempt - 1)
-                self._say(f"tinytorch: {exc}; retrying in {delay:.1f} s (attempt {attempt + 1} of {self.attempts})")
+                self._say(f"tinytorch: {url}: {exc}; retrying in {delay:.1f} s (attempt {attempt + 1} of {self.attempts})")
                 time.sleep(delay)
+            except OSError as exc:  # writing failed (requests' own errors became _TransferError above)
+                Path(tmp).unlink(missing_ok=True)
+                raise DatasetError(f"cannot write {name} into {directory} ({exc}); free some disk space, or set "
+                                   f"{CACHE_ENV} to another folder or {DATA_ENV} to the course data") from exc
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
@@ -393,13 +404,22 @@ class Downloader:
         import requests  # imported here: loading offline data must not need it
 
         session = self.session or requests.Session()
+        try:
+            self._get(session, url, fh, name)
+        finally:
+            if self.session is None:
+                session.close()
+
+    def _get(self, session, url: str, fh, name: str) -> None:
+        import requests
+
         received = 0
         try:
             # identity: we want the file's own bytes, not a transfer-compressed version of them
             with session.get(url, stream=True, timeout=self.timeout,
                              headers={"Accept-Encoding": "identity", "User-Agent": "tinytorch-classroom"}) as r:
                 if r.status_code >= 400:
-                    raise _TransferError(f"HTTP {r.status_code} {r.reason} from {url}",
+                    raise _TransferError(f"HTTP {r.status_code} {r.reason}",
                                          transient=r.status_code in _RETRY_STATUS)
                 length = r.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
@@ -413,7 +433,7 @@ class Downloader:
                     if bar is not None:
                         bar.update(received)
                 if total is not None and not encoded and received != total:
-                    raise _TransferError(f"connection closed after {received} of {total} bytes from {url}",
+                    raise _TransferError(f"connection closed after {received} of {total} bytes",
                                          transient=True)
                 if bar is not None:
                     bar.close(received)
@@ -421,15 +441,15 @@ class Downloader:
             raise
         except requests.exceptions.ConnectionError as exc:
             # no byte at all: the host is unreachable (offline, DNS, refused); else a dropped stream
-            raise _TransferError(f"connection failed for {url} ({type(exc).__name__})", transient=True,
+            raise _TransferError(f"connection failed ({type(exc).__name__})", transient=True,
                                  unreachable=received == 0) from None
         except requests.exceptions.Timeout:
-            raise _TransferError(f"timed out after {self.timeout} s for {url}", transient=True) from None
+            raise _TransferError(f"timed out after {self.timeout} s", transient=True) from None
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
-            raise _TransferError(f"the transfer from {url} broke off after {received} bytes "
+            raise _TransferError(f"the transfer broke off after {received} bytes "
                                  f"({type(exc).__name__})", transient=True) from None
         except requests.exceptions.RequestException as exc:
-            raise _TransferError(f"request to {url} failed: {exc}", transient=False) from None
+            raise _TransferError(f"request failed: {exc}", transient=False) from None
 
 
 # ---- finding a data set -------------------------------------------------------------------------------
@@ -456,13 +476,13 @@ def _fetch_all(spec: DataSpec, offline: Path | None, cache: Path, download: bool
     directory = cache / spec.key
     contents = []
     for remote in spec.remote:
-        if not download and not (directory / remote.name).exists():
-            raise DataUnavailableError(
-                f"{spec.title}: {remote.name} is not on this machine and downloading is switched off.\n"
-                f"Looked in:\n{_where_we_looked(spec, offline, cache)}\n{_fix_hint(spec)}")
         try:
-            contents.append(downloader.fetch(remote, directory))
+            contents.append(downloader.fetch(remote, directory, download=download))
         except DataUnavailableError as exc:
+            if not download:
+                raise DataUnavailableError(
+                    f"{spec.title}: {remote.name} is not on this machine and downloading is switched off.\n"
+                    f"Looked in:\n{_where_we_looked(spec, offline, cache)}\n{_fix_hint(spec)}") from None
             raise DataUnavailableError(
                 f"{spec.title}: the file {remote.name} is missing and could not be downloaded.\n"
                 f"Looked in:\n{_where_we_looked(spec, offline, cache)}\nDownload: {exc}\n{_fix_hint(spec)}") from None

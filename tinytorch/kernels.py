@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from tinytorch.autograd import _scatter_windows, gradient_of
 from tinytorch.layers import Module, Parameter
@@ -49,8 +50,12 @@ def _nchw(a: np.ndarray) -> np.ndarray:
 
 def _im2col(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int, Ho: int, Wo: int) -> np.ndarray:
     """(N*Ho*Wo, kh*kw*C) rows of windows of a padded NHWC array: the one copy of a convolution."""
+    # Within one window row the kw pixels x C channels are contiguous in memory, so we describe the
+    # windows as (N, Ho, Wo, kh, kw*C): the copy then moves runs of kw*C floats instead of C.
     N, C = xp.shape[0], xp.shape[3]
-    return windows_nhwc(xp, kh, kw, sh, sw, Ho, Wo).reshape(N * Ho * Wo, kh * kw * C)
+    n, r, c, ch = xp.strides
+    windows = as_strided(xp, (N, Ho, Wo, kh, kw * C), (n, r * sh, c * sw, r, ch), writeable=False)
+    return windows.reshape(N * Ho * Wo, kh * kw * C)
 
 
 def _weight_rows(w: np.ndarray) -> np.ndarray:
@@ -146,7 +151,7 @@ def _fast_conv2d(ctx, g):
 
 # ---- 2x2 max-pool ----------------------------------------------------------------------------------------
 def _pool2x2(y: np.ndarray):
-    """2x2/2 max-pool of NHWC `y` (even H, W): (max (N, H/2, W/2, C), code int8 in 0..3).
+    """2x2/2 max-pool of NHWC `y` (even H, W): (max (N, H/2, W/2, C), code uint8 in 0..3).
 
     code says which of the four (top-left, top-right, bottom-left, bottom-right) won; ties go to the
     first in reading order, as in PyTorch. Four strided views and three np.maximum: no window copy.
@@ -156,7 +161,10 @@ def _pool2x2(y: np.ndarray):
     c, d = y[:, 1::2, 0::2], y[:, 1::2, 1::2]
     top, bottom = np.maximum(a, b), np.maximum(c, d)
     out = np.maximum(top, bottom)
-    code = np.where(top >= bottom, np.where(a >= b, 0, 1), np.where(c >= d, 2, 3)).astype(np.int8)
+    low = bottom > top                              # the bottom row wins only if strictly larger
+    right = np.where(low, d > c, b > a)             # the right column wins only if strictly larger
+    code = low.view(np.uint8) * np.uint8(2)         # bools are bytes: code = 2*low + right, as uint8
+    code += right.view(np.uint8)
     return out, code
     # END SOLUTION
 
@@ -164,10 +172,9 @@ def _pool2x2(y: np.ndarray):
 def _unpool2x2(g: np.ndarray, code: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Route the pooled gradient g (N, Hp, Wp, C) to the winners, into `out` (N, >=2Hp, >=2Wp, C)."""
     # BEGIN SOLUTION
-    zero = g.dtype.type(0)
     Hp, Wp = g.shape[1:3]
     for k, (di, dj) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):   # the 4 window offsets
-        out[:, di:2 * Hp:2, dj:2 * Wp:2] = np.where(code == k, g, zero)
+        np.multiply(g, code == k, out=out[:, di:2 * Hp:2, dj:2 * Wp:2])   # written in place, no temporary
     return out
     # END SOLUTION
 
@@ -411,6 +418,11 @@ class ConvMaxPool2d(Conv2d):
     def forward(self, x: Tensor) -> Tensor:
         return conv2d_maxpool2d(x, self.weight, self.bias, self.padding)
 
+    def flops(self, input_shape, output_shape) -> int:
+        """The conv runs at 4x the pooled output size (2x2 pool)."""
+        kh, kw = self.kernel_size
+        return 2 * 4 * math.prod(output_shape) * self.in_channels * kh * kw
+
 
 class BatchNormReLU2d(BatchNorm2d):
     """BatchNorm2d followed by ReLU, fused; same parameters, buffers and state-dict keys as BatchNorm2d."""
@@ -455,3 +467,11 @@ class WhitenedConv2d(Module):
         k = self.weight.shape[2] + self.whitening_weight.shape[2] - 1
         rows = math.prod(output_shape) // C_out * (4 if self.pool else 1)
         return 2 * rows * C_out * C_in * k * k
+
+
+class GlobalMaxPool2d(Module):
+    """Largest value of each whole channel: (N, C, H, W) -> (N, C) (module 02's max, tiny tensors)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_image("GlobalMaxPool2d", x)
+        return x.max(axis=(2, 3))

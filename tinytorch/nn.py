@@ -4,10 +4,10 @@ This file only gathers names; the code lives in the module files (layers.py, net
 spatial.py, attention.py), one file per module.
 """
 from tinytorch.layers import (GELU, Dropout, Flatten, Identity, LeakyReLU, Linear, LogSoftmax, Module,
-                              Parameter, ReLU, Sequential, Sigmoid, Softmax, Tanh)
+                              ModuleList, Parameter, ReLU, Sequential, Sigmoid, Softmax, Tanh)
 from tinytorch.networks import (MLP, CrossEntropyLoss, LayerNorm, MSELoss, Residual, count_parameters,
                                 cross_entropy, init, layer_norm, model_bytes, model_flops, mse_loss)
 from tinytorch.spatial import (AvgPool2d, BatchNorm2d, Conv2d, GlobalAvgPool2d, MaxPool2d, avg_pool2d,
                                batch_norm2d, conv2d, max_pool2d)
-from tinytorch.attention import (Embedding, MultiHeadAttention, PositionalEncoding, causal_mask,
+from tinytorch.attention import (Embedding, KVCache, MultiHeadAttention, PositionalEncoding, causal_mask,
                                  scaled_dot_product_attention)

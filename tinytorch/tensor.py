@@ -96,7 +96,7 @@ def _as_array(value, dtype=None) -> np.ndarray:
     A Tensor keeps its dtype (so `Tensor(t)` of a float64 tensor stays float64); everything else
     that is floating point becomes float32 unless `dtype` says otherwise.
     """
-    # BEGIN SOLUTION
+    # BEGIN SOLUTION convert the data to an ndarray (floats to float32 unless dtype is given)
     if isinstance(value, Tensor):
         return value.data if dtype is None else value.data.astype(dtype, copy=False)
     try:
@@ -294,7 +294,9 @@ class Tensor:
         return format(self.item(), spec) if spec and self.data.size == 1 else format(str(self), spec)
 
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
+        """np.asarray(t) shares t.data; np.array(t, copy=True) gets its own copy."""
+        data = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        return data.copy() if copy and data is self.data else data
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, precision=4, separator=", ", threshold=20, edgeitems=2)
@@ -309,7 +311,7 @@ class Tensor:
     def _binary(self, other, op: str, fn) -> "Tensor":
         """Apply NumPy `fn` with broadcasting; a shape mismatch names the op and both shapes."""
         other = self._lift(other, op)
-        # BEGIN SOLUTION
+        # BEGIN SOLUTION apply fn with broadcasting and the dtype rules, then Tensor._make
         a, b = self.data, other.data
         try:
             data = fn(a, b)
@@ -458,7 +460,8 @@ class Tensor:
         except ValueError:
             raise TensorError(f"{op}: cannot broadcast shapes {_shape_str(self, other)}") from None
         except TypeError:
-            raise TensorError(f"{op}: not defined for dtypes {_dtype_str(self, other)}") from None
+            raise TensorError(f"{op}: not defined for dtypes {_dtype_str(self, other)} "
+                              f"(shapes {_shape_str(self, other)})") from None
 
     def __eq__(self, other):  # type: ignore[override]
         return self._compare(other, np.equal, "eq")
@@ -480,7 +483,8 @@ class Tensor:
 
     def _logical(self, other, fn, op) -> "Tensor":
         if self.data.dtype.kind not in "biu" or (isinstance(other, Tensor) and other.dtype.kind not in "biu"):
-            raise TensorError(f"{op}: needs bool or integer tensors, got dtype {_dtype_str(self, other)}")
+            raise TensorError(f"{op}: needs bool or integer tensors, got dtypes {_dtype_str(self, other)} "
+                              f"(shapes {_shape_str(self, other)})")
         return self._compare(other, fn, op)
 
     def __and__(self, other):
@@ -494,7 +498,7 @@ class Tensor:
 
     def __invert__(self):
         if self.data.dtype.kind not in "biu":
-            raise TensorError(f"invert: ~ needs a bool or integer tensor, got dtype {self.dtype}")
+            raise TensorError(f"invert: ~ needs a bool or integer tensor, got dtype {self.dtype} (shape {self.shape})")
         return Tensor._wrap(np.invert(self.data))
 
     def any(self) -> bool:
@@ -522,7 +526,7 @@ class Tensor:
         except ValueError:
             raise TensorError(f"matmul: batch dimensions of {_shape_str(a, b)} do not broadcast") from None
         except TypeError:
-            raise TensorError(f"matmul: not defined for dtypes {_dtype_str(a, b)}") from None
+            raise TensorError(f"matmul: not defined for dtypes {_dtype_str(a, b)} (shapes {_shape_str(a, b)})") from None
         if data.dtype is _F64 and a.dtype is not _F64 and b.dtype is not _F64:
             data = data.astype(DEFAULT_FLOAT)
         return Tensor._make(data, "matmul", (self, other))
@@ -813,11 +817,16 @@ def _unwrap_index(index):
     if isinstance(index, Tensor):
         return index.data
     if isinstance(index, list):
-        return np.asarray([i.data if isinstance(i, Tensor) else i for i in index])
+        return _list_index(index)
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else (np.asarray(i) if isinstance(i, list) else i)
+        return tuple(i.data if isinstance(i, Tensor) else (_list_index(i) if isinstance(i, list) else i)
                      for i in index)
     return index
+
+
+def _list_index(items: list) -> np.ndarray:
+    arr = np.asarray([i.data if isinstance(i, Tensor) else i for i in items])
+    return arr.astype(np.intp) if arr.size == 0 else arr  # [] is an empty integer index, not float
 
 
 # ---- functions of several tensors -------------------------------------------------------------------

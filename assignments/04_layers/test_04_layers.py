@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import tinytorch as tt
 from tinytorch import activations as F
@@ -171,6 +172,18 @@ def test_linear_matches_numpy(shape):
     assert out.shape == shape[:-1] + (3,), f"(..., in) -> (..., out): expected {shape[:-1] + (3,)}, got {out.shape}"
     assert out.dtype == np.float32
     assert_close(out, expected, atol=1e-5, what=f"Linear on input {shape} vs x @ W.T + b")
+
+
+@settings(max_examples=25, deadline=None)
+@given(lead=st.lists(st.integers(1, 4), max_size=3), n_in=st.integers(1, 6), n_out=st.integers(1, 6),
+       bias=st.booleans())
+def test_linear_any_leading_dims_property(lead, n_in, n_out, bias):
+    layer = Linear(n_in, n_out, bias=bias)
+    x = rand(*lead, n_in)
+    expected = x @ layer.weight.data.T + (layer.bias.data if bias else 0)
+    out = layer(Tensor(x))
+    assert out.shape == tuple(lead) + (n_out,), f"(..., {n_in}) -> (..., {n_out}), got {out.shape}"
+    assert_close(out, expected, atol=1e-5, what=f"Linear({n_in}, {n_out}) on shape {tuple(lead) + (n_in,)}")
 
 
 def test_linear_without_bias_and_functional_float64():

@@ -6,6 +6,7 @@ the slow, obvious way (a loop over heads) so they are easy to trust.
 """
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import tinytorch as tt
 from tinytorch.attention import (Embedding, KVCache, MultiHeadAttention, PositionalEncoding, causal_mask,
@@ -116,6 +117,20 @@ def test_sdpa_padding_mask():
     assert_close(out2, out, atol=1e-5, what="values at padded positions must not leak into the output")
 
 
+@settings(max_examples=25, deadline=None)
+@given(batch=st.lists(st.integers(1, 3), max_size=2), T=st.integers(1, 5), S=st.integers(1, 5),
+       d=st.integers(1, 4), dv=st.integers(1, 4), causal=st.booleans())
+def test_sdpa_shapes_property(batch, T, S, d, dv, causal):
+    batch = tuple(batch)
+    q, k, v = rand(*batch, T, d, seed=1), rand(*batch, S, d, seed=2), rand(*batch, S, dv, seed=3)
+    keep = np.tri(T, S, k=S - T, dtype=bool) if causal and S >= T else None
+    out, w = scaled_dot_product_attention(Tensor(q), Tensor(k), Tensor(v), causal=keep is not None,
+                                          return_weights=True)
+    assert out.shape == batch + (T, dv), f"(..., T, d), (..., S, d), (..., S, dv) -> (..., T, dv), got {out.shape}"
+    assert_close(w.data.sum(-1), np.ones(batch + (T,)), atol=1e-5, what="attention weights sum to 1")
+    assert_close(out, np_attention(q, k, v, keep), atol=1e-5, what=f"attention for batch {batch}, T={T}, S={S}")
+
+
 def test_sdpa_fully_masked_row_gives_no_nan():
     q, k, v = rand(1, 2, 4), rand(1, 3, 4), rand(1, 3, 4)
     keep = np.array([[True, True, False], [False, False, False]])
@@ -175,6 +190,28 @@ def test_mha_causal_and_padding_masks():
     pad = np.array([[True] * 6, [True] * 3 + [False] * 3])[:, None, :]   # (N, 1, S)
     assert_close(mha(Tensor(x), mask=pad), np_mha(mha, x, tril & pad), atol=1e-5,
                  what="a (N, 1, S) padding mask combined with the causal mask")
+
+
+def count_ops(out, op):
+    """Number of recorded `op` nodes in the graph that produced `out`."""
+    seen, stack, n = set(), [out], 0
+    while stack:
+        t = stack.pop()
+        if id(t) in seen or t._ctx is None:
+            continue
+        seen.add(id(t))
+        n += t._ctx.op == op
+        stack.extend(t._ctx.parents)
+    return n
+
+
+@pytest.mark.parametrize("heads", [1, 4, 8])
+def test_mha_uses_batched_products_not_a_loop_over_heads(heads):
+    mha = MultiHeadAttention(16, heads, causal=True)
+    out = mha(Tensor(rand(2, 5, 16), requires_grad=True))
+    assert count_ops(out, "matmul") == 4, (
+        "expected 4 matrix products whatever the number of heads (qkv projection, q k^T, weights @ v, output "
+        f"projection), got {count_ops(out, 'matmul')} with {heads} heads: are the heads computed in a Python loop?")
 
 
 def test_mha_dropout_only_in_training():

@@ -9,8 +9,8 @@ import pytest
 
 import tinytorch as tt
 from tinytorch import datasets
-from tinytorch.data import (CIFAR10, MNIST, CharDataset, Compose, DataLoader, Dataset, Normalize, RandomCrop,
-                            RandomHorizontalFlip, Subset, TensorDataset, ToFloat, default_collate, random_split)
+from tinytorch.data import (CIFAR10, MNIST, Compose, DataLoader, Dataset, Normalize, RandomCrop,
+                            RandomHorizontalFlip, SequenceDataset, Subset, TensorDataset, ToFloat, default_collate, random_split)
 from tinytorch.tensor import Tensor
 from tinytorch.testing import assert_close
 
@@ -277,18 +277,19 @@ def test_transforms_are_fast_on_a_cifar_sized_batch():
 
 
 # ---- the course's data sets ----------------------------------------------------------------------------
-def test_char_dataset_windows_are_shifted_by_one():
-    ds = CharDataset("hello world", block_size=4)
-    assert ds.vocab == sorted(set("hello world")) and ds.vocab_size == 8
+def test_sequence_dataset_windows_are_shifted_by_one():
+    ids = np.arange(100, 111)
+    ds = SequenceDataset(ids, block_size=4)
+    assert len(ds) == 11 - 4
     x, y = ds[1]
-    assert ds.decode(x) == "ello" and ds.decode(y) == "llo ", "y is x shifted by one character"
-    assert len(ds) == len("hello world") - 4
+    assert x.tolist() == [101, 102, 103, 104] and y.tolist() == [102, 103, 104, 105], "y is x shifted by one"
     bx, by = ds.get_batch(np.array([0, 6]))
-    assert bx.dtype == np.int64 and bx.shape == (2, 4)
-    assert ds.decode(bx[1]) == "worl" and ds.decode(by[1]) == "orld"
-    assert ds.decode(ds.encode("low")) == "low"
-    with pytest.raises(ValueError, match="vocabulary"):
-        ds.encode("xyz")
+    assert bx.shape == (2, 4) and bx.dtype == ids.dtype
+    assert bx[1].tolist() == [106, 107, 108, 109] and by[1].tolist() == [107, 108, 109, 110]
+    batches = list(DataLoader(ds, batch_size=3))
+    assert batches[0][0].shape == (3, 4) and batches[0][1].dtype == np.int64
+    with pytest.raises(ValueError, match="integer"):
+        SequenceDataset(np.zeros(10), 4)
 
 
 def test_mnist_dataset_from_an_offline_folder(tmp_path, monkeypatch):

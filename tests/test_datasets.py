@@ -220,6 +220,23 @@ def test_checksum_mismatch_from_the_server_is_a_clear_error(server, tmp_path):
     assert not (tmp_path / "cache" / "text" / "tinyshakespeare.txt").exists(), "bad data must not enter the cache"
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full to simulate a full disk")
+def test_a_full_disk_during_download_is_a_clear_error_and_leaves_nothing(server, tmp_path, monkeypatch):
+    server.files["/input.txt"] = TEXT
+    placeholder = tmp_path / "cache" / "text" / ".placeholder.part"
+
+    def full_disk_tempfile(prefix="", suffix="", dir=None):
+        placeholder.parent.mkdir(parents=True, exist_ok=True)
+        placeholder.write_bytes(b"")
+        return os.open("/dev/full", os.O_WRONLY), str(placeholder)  # every write fails with ENOSPC
+
+    monkeypatch.setattr(ds.tempfile, "mkstemp", full_disk_tempfile)
+    with pytest.raises(ds.DatasetError, match="cannot write tinyshakespeare.txt") as err:
+        load_text(spec=text_spec(server), downloader=quiet())
+    assert "TINYTORCH_CACHE" in str(err.value), "the error says how to fix it"
+    assert list(placeholder.parent.iterdir()) == [], "the partial file is removed and nothing enters the cache"
+
+
 def test_missing_data_offline_says_which_file_where_and_how_to_fix(tmp_path, monkeypatch):
     offline_dir = tmp_path / "shared"
     offline_dir.mkdir()
@@ -231,6 +248,14 @@ def test_missing_data_offline_says_which_file_where_and_how_to_fix(tmp_path, mon
     for part in ("tinyshakespeare.txt", f"TINYTORCH_DATA={offline_dir}", str(tmp_path / "cache"),
                  "no network connection", "set TINYTORCH_DATA"):
         assert part in message, f"the offline error must mention {part!r}:\n{message}"
+
+
+def test_served_from_points_every_file_at_one_base_url(server):
+    server.files["/tinyshakespeare.txt"] = TEXT
+    spec = replace(ds.TINYSHAKESPEARE, offline_sha256=sha256(TEXT),
+                   remote=(replace(ds.TINYSHAKESPEARE.remote[0], digest=sha256(TEXT)),)).served_from(server.url + "/")
+    assert spec.remote[0].urls == (f"{server.url}/tinyshakespeare.txt",)
+    assert load_text(spec=spec, downloader=quiet()) == TEXT.decode()
 
 
 def test_download_false_never_touches_the_network(server):

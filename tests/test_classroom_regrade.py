@@ -1,0 +1,288 @@
+"""`tito classroom regrade` on real local git repositories made from a release, and the class workflow's
+shard and merge steps run locally (the workflow's own scripts, read from the YAML)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fake_github import BOT, FakeGitHub, make_mini_course  # noqa: E402
+
+from grading import regrade as R  # noqa: E402
+from grading.course import load_course  # noqa: E402
+from grading.release import build_release  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+TOKEN = "ghp_workflowTESTtoken0000000000000"
+
+
+def git(repo: Path, *args: str) -> str:
+    res = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True,
+                         env={**os.environ, "GIT_AUTHOR_NAME": "s", "GIT_AUTHOR_EMAIL": "s@e",
+                              "GIT_COMMITTER_NAME": "s", "GIT_COMMITTER_EMAIL": "s@e"})
+    return res.stdout.strip()
+
+
+def student_repo(release: Path, dest: Path, edits: dict[str, str | None]) -> Path:
+    """A git repository made from `release` with `edits` applied (None deletes), as a student would push it."""
+    shutil.copytree(release, dest)
+    for rel, text in edits.items():
+        p = dest / rel
+        if text is None:
+            p.unlink()
+        else:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text)
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", "my work")
+    return dest
+
+
+TAMPERING = {
+    # edited and deleted tests, and files that change collection or outcomes
+    "assignments/02_beta/test_02_beta.py": "def test_quadruple():\n    assert True\n",
+    "assignments/01_alpha/test_01_alpha.py": None,
+    "assignments/02_beta/conftest.py": (
+        "import pytest\n\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n"
+        "    outcome = yield\n    rep = outcome.get_result()\n    rep.outcome = 'passed'\n"),
+    "pytest.ini": "[pytest]\naddopts = -p no:python\n",
+    "sitecustomize.py": "import builtins\nbuiltins.NotImplementedError = AssertionError\n",
+    # the grader, the table and the student's own badges
+    "grading/grade.py": "print('Points 10/10')\n",
+    "assignments/course.yaml": "course: hacked\nmodules: []\nmilestones: []\n",
+    "badges/progress.json": '{"modules": {"02_beta": {"ok": true, "points": 6}}, "totals": {"points": 10}}\n',
+    "tinytorch/__init__.py": "import _pytest.reports\n_pytest.reports.TestReport.passed = property(lambda s: True)\n",
+    # student code that fakes output and writes a fake report where the grader writes its own
+    "tinytorch/beta.py": (
+        "import json, os\nfrom tinytorch.alpha import double\nprint('Points 10/10')\n"
+        "os.makedirs('badges', exist_ok=True)\n"
+        "open('badges/progress.json', 'w').write(json.dumps({'totals': {'points': 10}}))\n\n\n"
+        "def quadruple(x):\n    raise NotImplementedError('02_beta')\n"),
+}
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mini")
+    course = make_mini_course(root / "course")
+    build_release(root / "release", course, solutions_through=1)   # the student solved module 01
+    return root, course
+
+
+@pytest.mark.parametrize("grader", ["auto", "pytest"])
+def test_tampering_changes_nothing(mini, tmp_path, grader):
+    root, course = mini
+    repo = student_repo(root / "release", tmp_path / "student", TAMPERING)
+    opts = R.Options(instructor_dir=course, grader=grader, log=lambda m: None)
+    result = R.regrade_repo("org/mini-alice", f"file://{repo}", tmp_path / "results", opts, github_username="alice")
+    assert result["status"] == "graded", result["notes"]
+    assert result["runner"] == ("tito grade" if grader == "auto" else "pytest (grading.testrun)")
+    assert result["modules_passed"] == ["01_alpha"]
+    assert result["modules"]["01_alpha"] == {**result["modules"]["01_alpha"], "passed": 2, "total": 2, "ok": True}
+    # module 02: the instructor's 2 tests + 1 hidden test, all failing; nothing the student added counts
+    assert result["modules"]["02_beta"]["total"] == 3 and result["modules"]["02_beta"]["passed"] == 0
+    assert result["points"] == 4.0 and result["max_points"] == 10.0
+    assert result["taken"] == ["tinytorch/alpha.py", "tinytorch/beta.py"]
+    assert result["commit"] == git(repo, "rev-parse", "HEAD")
+    assert any("tinytorch/beta.py" in f and "opens a file" in f for f in result["flags"])
+    assert any("__init__.py differs" in n for n in result["notes"])
+    saved = json.loads((tmp_path / "results" / "org__mini-alice.json").read_text())
+    assert saved["points"] == 4.0 and saved["schema"] == R.RESULT_SCHEMA
+
+
+def test_full_solution_scores_full_points_and_missing_files_are_stubs(mini, tmp_path):
+    root, course = mini
+    full = tmp_path / "full-release"
+    build_release(full, course, solutions_through=2)
+    opts = R.Options(instructor_dir=course, log=lambda m: None)
+    good = student_repo(full, tmp_path / "good", {})
+    r = R.regrade_repo("org/mini-bob", str(good), tmp_path / "results", opts)   # a plain local path works too
+    assert r["modules_passed"] == ["01_alpha", "02_beta"] and r["points"] == 10.0
+    gone = student_repo(full, tmp_path / "gone", {"tinytorch/alpha.py": None})
+    r = R.regrade_repo("org/mini-carol", f"file://{gone}", tmp_path / "results", opts)
+    # alpha deleted: graded as the stub (never the reference solution), so 01 fails and 02 (needs 01) too
+    assert r["modules_passed"] == [] and any("tinytorch/alpha.py is missing" in n for n in r["notes"])
+
+
+def test_symlinked_sources_are_not_taken(mini, tmp_path):
+    root, course = mini
+    repo = student_repo(root / "release", tmp_path / "student", {})
+    (repo / "tinytorch" / "beta.py").unlink()
+    (repo / "tinytorch" / "beta.py").symlink_to("/etc/hostname")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "link")
+    r = R.regrade_repo("org/x", f"file://{repo}", tmp_path / "results", R.Options(instructor_dir=course, log=print))
+    assert "tinytorch/beta.py" not in r["taken"] and any("symbolic link" in n for n in r["notes"])
+
+
+def test_clone_failure_is_recorded(mini, tmp_path):
+    _, course = mini
+    r = R.regrade_repo("org/nobody", f"file://{tmp_path}/missing.git", tmp_path / "results",
+                       R.Options(instructor_dir=course, log=lambda m: None))
+    assert r["status"] == "clone failed" and "org/nobody" == r["repository"] and "git clone" in r["notes"][0]
+
+
+def test_grader_time_limit(mini, tmp_path):
+    root, course = mini
+    repo = student_repo(root / "release", tmp_path / "student",
+                        {"tinytorch/beta.py": "from tinytorch.alpha import double\n\n\ndef quadruple(x):\n"
+                                              "    while True:\n        pass\n"})
+    opts = R.Options(instructor_dir=course, test_timeout=2, timeout=60, log=lambda m: None)
+    r = R.regrade_repo("org/loop", f"file://{repo}", tmp_path / "results", opts)
+    assert r["modules_passed"] == ["01_alpha"] and r["modules"]["02_beta"]["passed"] == 0
+
+
+def test_git_token_travels_in_the_environment_only():
+    env = R.git_env("https://github.com/org/repo.git", "sekret-token")
+    assert env["GIT_CONFIG_KEY_0"] == "http.https://github.com/.extraheader"
+    assert "sekret-token" not in env["GIT_CONFIG_VALUE_0"]  # base64 of x-access-token:...
+    assert "GIT_CONFIG_COUNT" not in R.git_env("file:///x", "sekret-token")
+    assert R._redact("fatal: https://user:pw@github.com/x", "pw") == "fatal: https://***@github.com/x"
+
+
+def test_merge_results(tmp_path):
+    for shard, names in (("shard-0", ["org/a", "org/c"]), ("shard-1", ["org/b"])):
+        for name in names:
+            p = R.result_path(tmp_path / "in" / f"regrade-{shard}", name)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(json.dumps({"schema": R.RESULT_SCHEMA, "repository": name, "points": 1.5, "max_points": 10,
+                                     "modules_passed": ["01_x"], "milestones_passed": [], "flags": [],
+                                     "status": "graded", "github_username": name[4:], "commit": "c"}))
+    (tmp_path / "in" / "junk.json").write_text("{not json")
+    summary = R.merge_results([tmp_path / "in"], tmp_path / "out")
+    assert summary["count"] == 3
+    rows = list(csv.DictReader((tmp_path / "out" / "regrade.csv").open()))
+    assert [r["repository"] for r in rows] == ["org/a", "org/b", "org/c"] and rows[0]["points"] == "1.5"
+    assert len(json.loads((tmp_path / "out" / "regrade.json").read_text())["results"]) == 3
+
+
+# ---- the class workflow, run locally ---------------------------------------------------------------
+WORKFLOW = REPO / ".github" / "workflows" / "class-regrade.yml"
+
+
+def step_script(job: str, name: str) -> str:
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    for step in wf["jobs"][job]["steps"]:
+        if step.get("name") == name:
+            return step["run"]
+    raise AssertionError(f"no step {name!r} in job {job}")
+
+
+def test_workflow_shape():
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    triggers = wf[True] if True in wf else wf["on"]   # YAML 1.1 reads `on` as True
+    assert list(triggers) == ["workflow_dispatch"]
+    assert wf["jobs"]["regrade"]["strategy"]["matrix"]["shard"] == "${{ fromJSON(needs.plan.outputs.shards) }}"
+    assert wf["jobs"]["merge"]["needs"] == "regrade" and wf["jobs"]["merge"]["if"] == "always()"
+    assert wf["permissions"] == {"contents": "read"}
+    actionlint = shutil.which("actionlint")
+    if actionlint:
+        res = subprocess.run([actionlint, str(WORKFLOW)], capture_output=True, text=True)
+        assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.slow
+def test_workflow_shard_and_merge_steps_run_locally(mini, tmp_path):
+    root, course = mini
+    users = ["alice", "bob", "carol"]
+    # the students' repositories, as bare repositories under a clone base (file://)
+    remote = tmp_path / "remote" / "org"
+    solved = {"alice": 1, "bob": 2, "carol": 0}
+    for user in users:
+        rel = tmp_path / f"release-{user}"
+        build_release(rel, course, solutions_through=solved[user] or None)
+        work = student_repo(rel, tmp_path / f"work-{user}", {"badges/progress.json": '{"totals": {"points": 10}}'})
+        subprocess.run(["git", "clone", "-q", "--bare", str(work), str(remote / f"mini-{user}.git")], check=True)
+    # the instructor's checkout is the course; `tito` resolves to its own grading package
+    instructor = tmp_path / "instructor"
+    shutil.copytree(course, instructor)
+    (instructor / "classroom").mkdir()
+    (instructor / "classroom" / "roster.csv").write_text(
+        "identifier,github_username,github_id,name\n" + "".join(f"{u},{u},{i},{u.title()}\n" for i, u in enumerate(users)))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "tito"
+    shim.write_text(f"#!/bin/sh\nexec {sys.executable} -m grading \"$@\"\n")
+    shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
+    base_env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(instructor),
+                "ROSTER": "classroom/roster.csv", "ORG": "org", "TEMPLATE": "course/mini"}
+    base_env.pop("GITHUB_TOKEN", None)
+
+    # plan
+    out_file = tmp_path / "github_output"
+    subprocess.run(["bash", "-c", step_script("plan", "Split the roster into shards")], cwd=instructor, check=True,
+                   env={**base_env, "SHARDS": "2", "GITHUB_OUTPUT": str(out_file)})
+    shards = json.loads(out_file.read_text().strip().split("=", 1)[1])
+    assert shards == [0, 1]
+    # one regrade job per shard (the matrix), each writing its own artifact folder
+    for k in shards:
+        res = subprocess.run(["bash", "-c", step_script("regrade", "Regrade this shard")], cwd=instructor,
+                             env={**base_env, "SHARD": str(k), "SHARDS": "2", "MILESTONES": "false",
+                                  "RESULTS": f"artifacts/regrade-shard-{k}", "CLONE_BASE": f"file://{tmp_path}/remote"},
+                             capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stdout + res.stderr
+    assert len(list((instructor / "artifacts" / "regrade-shard-0").glob("*.json"))) == 2   # alice, carol
+    assert len(list((instructor / "artifacts" / "regrade-shard-1").glob("*.json"))) == 1   # bob
+    # merge: the API is a fake GitHub holding the template and the students' repositories
+    with FakeGitHub(token=TOKEN) as fake:
+        tmpl_files = {p.relative_to(root / "release").as_posix(): p.read_bytes()
+                      for p in sorted((root / "release").rglob("*")) if p.is_file()}
+        fake.add_repo("course", "mini", tmpl_files, is_template=True)
+        from grading.github import GitHub
+        from grading import classroom as C
+        gh = GitHub(TOKEN, fake.url, sleep=lambda s: None, min_write_interval=0, log=lambda m: None)
+        C.provision(gh, [C.Student(u) for u in users], "course/mini", "org", "mini", log=lambda m: None)
+        fake.push("org", "mini-alice", {"badges/progress.json": b'{"totals": {"points": 10}}'}, author=BOT)
+        res = subprocess.run(["bash", "-c", step_script("merge", "Merge shards and build the roster")],
+                             cwd=instructor, env={**base_env, "GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": fake.url,
+                                                  "RESULTS": "artifacts", "OUT": "class-results"},
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert TOKEN not in res.stdout + res.stderr
+    out = instructor / "class-results"
+    merged = json.loads((out / "regrade.json").read_text())["results"]
+    points = {r["github_username"]: r["points"] for r in merged}
+    assert points == {"alice": 4.0, "bob": 10.0, "carol": 0.0}   # the regrade, not the claimed 10 points
+    roster = {r["github_username"]: r for r in csv.DictReader((out / "roster.csv").open())}
+    assert roster["alice"]["regrade_points"] == "4" and roster["alice"]["points"] == "10"  # claimed vs verified
+    assert roster["bob"]["regrade_points"] == "10"
+    assert (out / "roster.html").read_text().startswith("<!DOCTYPE html>")
+
+
+# ---- the real course ---------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_regrade_of_the_real_course(tmp_path):
+    """A student who solved modules 01..N of the real course, and tampered with module N+1's tests."""
+    course = load_course(REPO / "assignments" / "course.yaml")
+    ready = [m for m in course.modules if (REPO / m.source).exists() and list((REPO / m.folder).glob("test_*.py"))]
+    numbers = [m.number for m in ready]
+    n = 0
+    while n + 1 in numbers:
+        n += 1
+    if n < 2 or n + 1 > len(course.modules) or not list((REPO / course.modules[n].folder).glob("test_*.py")):
+        pytest.skip(f"needs modules 01..N and N+1 with tests; modules with source and tests: {numbers}")
+    nxt = course.modules[n]
+    snap = tmp_path / "snapshot"
+    from grading.release import list_source_files
+    for rel in list_source_files(REPO):
+        (snap / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / rel, snap / rel)
+    build_release(tmp_path / "release", snap, solutions_through=n)
+    test_file = sorted((tmp_path / "release" / nxt.folder).glob("test_*.py"))[0]
+    repo = student_repo(tmp_path / "release", tmp_path / "student",
+                        {test_file.relative_to(tmp_path / "release").as_posix(): "def test_ok():\n    assert True\n"})
+    r = R.regrade_repo("org/real", f"file://{repo}", tmp_path / "results",
+                       R.Options(instructor_dir=snap, log=lambda m: None, test_timeout=60, timeout=900))
+    assert r["status"] == "graded", r["notes"]
+    assert [m for m in r["modules_passed"]] == [m.id for m in course.modules[:n]], r["modules"]
+    assert not r["modules"][nxt.id]["ok"] and r["modules"][nxt.id]["total"] > 1
