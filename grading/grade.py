@@ -14,8 +14,9 @@ Steps:
    course.yaml's thresholds (never from an exit code). A result is reused when its cache key matches: sha256
    over every tinytorch/*.py file (all of them: simpler and safer than tracing imports), the milestone
    program, milestones/common.py, any shipped weights under milestones/weights/, the victory thresholds,
-   and the checksums of the data files the program names. Keys live in badges/progress.json, which CI
-   commits, so results carry over between pushes.
+   and the sha256 of the data files the program names (the SOURCES.md checksums, as declared in
+   tinytorch/datasets.py). Keys live in badges/progress.json, which CI commits, so results carry over
+   between pushes.
 3. Outputs under badges/ (shields endpoint JSON + SVG per badge, progress.json, training curves), the README
    progress section, a GitHub Actions step summary, and unlock notifications.
 
@@ -32,7 +33,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -44,8 +44,9 @@ from grading import badges as badgelib
 from grading import readme_section
 from grading.console import Console, actions_command, in_github_actions
 from grading.course import REPO_ROOT, Course, CourseError, Milestone, Module, load_course
-from grading.state import atomic_write_json, atomic_write_text, read_json
-from grading.testrun import Limits, RunResult, TestResult, Watched, child_env, describe_exit, read_tail, run_pytest
+from grading.state import atomic_write_text, read_json
+from grading.testrun import (Limits, RunResult, TestResult, Watched, child_env, describe_exit, python_in, read_tail,
+                             run_pytest)
 
 PROGRESS_SCHEMA = "tinytorch-progress"
 PROGRESS_VERSION = 1
@@ -188,7 +189,7 @@ def _pytest_progress_line(line: str) -> bool:
     return bool(re.search(r"\[\s*\d+%\]\s*$", line))
 
 
-def test_modules(root: Path, course: Course, limits: Limits, workdir: Path, out: Console,
+def run_module_tests(root: Path, course: Course, limits: Limits, workdir: Path, out: Console,
                  verbose: bool = False, modules=None) -> tuple[dict[str, ModuleGrade], str]:
     """Run the tests of `modules` (default: all); returns ({module id: ModuleGrade}, mode)."""
     modules = list(modules or course.modules)
@@ -197,7 +198,7 @@ def test_modules(root: Path, course: Course, limits: Limits, workdir: Path, out:
     if not present:
         return grades, "no tests"
     echo = _Echo(out, "  ", keep=None if verbose else _pytest_progress_line)
-    run = run_pytest(root, [m.folder for m in present], limits, workdir / "all", echo=echo)
+    run = run_pytest(root, [m.folder for m in present], limits, workdir / "all", echo=echo, verbose=verbose)
     if not run.crashed:
         _assign(course, run, grades)
         return grades, "single run"
@@ -417,7 +418,8 @@ def run_milestone(root: Path, ms: Milestone, workdir: Path, opts: GradeOptions, 
     limit = milestone_hard_limit(ms, opts)
     out.line(f"  running milestone {ms.number} ({ms.name}): budget {ms.budget_seconds:g} s, "
              f"stopped after {limit:g} s")
-    cmd = [sys.executable, "-m", "grading", "milestone", "run", str(ms.number), "--json", str(json_path)]
+    cmd = python_in(root, "from grading.cli import main; sys.exit(main(sys.argv[2:]))",
+                    "milestone", "run", str(ms.number), "--json", str(json_path))
     limits = Limits(memory_mb=opts.milestone_memory_mb, output_mb=512)
     watched = Watched(cmd, root, child_env(root), limits, workdir / f"m{ms.number}.log", limit,
                       echo=_Echo(out, f"  {out.sym('bar')} ", max_lines=200))
@@ -783,7 +785,7 @@ def announce_unlocks(out: Console, unlocked: list[dict], course: Course, progres
         nxt = next((progress["milestones"][str(ms.number)] for ms in course.milestones
                     if progress["milestones"][str(ms.number)]["status"] != "passed"), None)
         if nxt is not None:
-            hint = nxt.get("reason", "") if nxt["status"] == "locked" else "run `tito grade` to try it"
+            hint = "run `tito grade` to try it" if nxt["status"] == "not_run" else nxt.get("reason", "")
             out.line(f"{out.sym('arrow')} Next: milestone {nxt['number']}, {nxt['name']} "
                      f"({nxt['badge']}) - {hint}")
         else:
@@ -852,7 +854,7 @@ def _grade(opts: GradeOptions, root: Path, out: Console) -> int:
     if opts.reset:
         progress = ungraded_progress(course)
         write_outputs(root, course, progress, {}, opts.write_readme)
-        out.line("Wrote the ungraded badges and progress section.")
+        out.line("Wrote the ungraded badges" + (" and README progress section." if opts.write_readme else "."))
         return 0
     started = time.monotonic()
     commit = commit_info(root)
@@ -864,7 +866,7 @@ def _grade(opts: GradeOptions, root: Path, out: Console) -> int:
         out.line(f"Module tests: {len(course.modules)} modules in one pytest process "
                  f"(limits: {opts.test_timeout:g} s per test, {opts.run_timeout:g} s in all)")
         limits = Limits(opts.test_timeout, opts.run_timeout, opts.memory_mb)
-        modules, mode = test_modules(root, course, limits, workdir / "tests", out, opts.verbose)
+        modules, mode = run_module_tests(root, course, limits, workdir / "tests", out, opts.verbose)
         out.line(f"Module tests done in {time.monotonic() - started:.1f} s.")
         _record_module_state(modules)
         out.line("Milestones" + (" (--skip-milestones: only reusing earlier results)" if opts.skip_milestones else ""))

@@ -117,16 +117,24 @@ def _preexec(limits: Limits):
 
 
 def child_env(root: Path, extra: dict | None = None) -> dict:
-    """Environment of a child that runs student code: imports resolve to `root`, no pytest injection."""
+    """Environment of a child that runs student code: no pytest options or plugins injected from outside."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "TITO_STATE_DIR", "PYTHONSTARTUP")
-           and not k.startswith("COV_CORE")}
-    env["PYTHONPATH"] = os.pathsep.join([str(root)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    env["PYTHONIOENCODING"] = "utf-8"
+           if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "TITO_STATE_DIR") and not k.startswith("COV_CORE")}
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    env["PYTHONFAULTHANDLER"] = "1"
     env.update(extra or {})
     return env
+
+
+def python_in(root: Path, code: str, *args: str) -> list[str]:
+    """A command running `code` with `root` first on sys.path, in isolated mode.
+
+    `-I` ignores PYTHON* variables, the user site and the current directory, so a `sitecustomize.py` or
+    `usercustomize.py` in the student's repository is never imported at start-up; `root` is put on
+    sys.path only afterwards, for `import tinytorch` and `import grading`. `-X utf8` makes the child's
+    output UTF-8 whatever the locale, which is how the grader decodes it.
+    """
+    boot = f"import sys; sys.path.insert(0, sys.argv[1]); {code}"
+    return [sys.executable, "-I", "-X", "utf8", "-X", "faulthandler", "-c", boot, str(root), *args]
 
 
 class Watched:
@@ -234,12 +242,13 @@ markers =
 def pytest_command(workdir: Path, root: Path, paths: list[str], deselect=(), verbose: bool = False) -> list[str]:
     ini = workdir / "pytest.ini"
     ini.write_text(PYTEST_INI, encoding="utf-8")
-    cmd = [sys.executable, "-m", "pytest", "-c", str(ini), "--rootdir", str(root),
-           "-p", "no:cacheprovider", "-p", "pytest_jsonreport", "-p", "grading.pytest_limits",
-           "--noconftest", "--continue-on-collection-errors",
-           "--json-report", f"--json-report-file={workdir / 'report.json'}", "--json-report-verbosity=-1",
-           "--json-report-omit", "streams", "log", "keywords", "traceback", "warnings",
-           "--no-header"]
+    cmd = python_in(root, "import pytest; sys.exit(int(pytest.main(sys.argv[2:])))",
+                    "-c", str(ini), "--rootdir", str(root),
+                    "-p", "no:cacheprovider", "-p", "pytest_jsonreport", "-p", "grading.pytest_limits",
+                    "--noconftest", "--continue-on-collection-errors",
+                    "--json-report", f"--json-report-file={workdir / 'report.json'}", "--json-report-verbosity=-1",
+                    "--json-report-omit", "streams", "log", "keywords", "traceback", "warnings",
+                    "--no-header")
     cmd += ["-rfE", "--tb=short"] if verbose else ["-rN", "--tb=no", "-q"]
     if importlib.util.find_spec("_hypothesis_pytestplugin") is not None:
         cmd += ["-p", "_hypothesis_pytestplugin"]

@@ -27,7 +27,7 @@ CAPABILITIES = [
     "watch held-out accuracy climb epoch after epoch",
     "save a trained model and load it back, bit for bit",
 ]
-WIDTHS = (32, 64, 128)       # channels of the three conv blocks
+WIDTHS = (16, 32, 64)        # channels of the three conv blocks
 TINY_WIDTHS = (8, 16, 16)    # tiny (unit-test) runs: same code path, seconds of work
 EPOCHS = 3
 BATCH = 128

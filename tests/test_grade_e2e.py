@@ -54,8 +54,8 @@ pytestmark = pytest.mark.slow
 
 def test_grade_runs_and_is_fast_enough(reference):
     assert reference["first"].returncode == 0, reference["first"].stdout[-3000:] + reference["first"].stderr[-3000:]
-    # the target is < 60 s on an idle 2-core machine; the bound here leaves room for a busy CI box
-    assert reference["seconds"] < 180
+    # the target is < 60 s on an idle 2-core machine; this bound only catches a grader that hangs or loops
+    assert reference["seconds"] < 300
 
 
 def test_badges(reference):

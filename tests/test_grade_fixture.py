@@ -7,6 +7,7 @@ progress.json, the README section, idempotence and the GitHub Actions extras.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -15,7 +16,8 @@ import jsonschema
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tito_fixtures import SHIELDS_ENDPOINT_SCHEMA, commit_all, make_fake_repo, run_tito, snapshot  # noqa: E402
+from tito_fixtures import (SHIELDS_ENDPOINT_SCHEMA, clean_env, commit_all, make_fake_repo, run_tito,  # noqa: E402
+                           snapshot)
 
 FAST = ("--milestone-grace", "30")
 
@@ -173,3 +175,26 @@ def test_reset_writes_the_ungraded_state(tmp_path):
     assert progress["milestones"]["1"]["status"] == "locked" and progress["totals"]["points"] == 0
     assert json.loads((root / "badges" / "modules.json").read_text())["message"] == "0/3"
     assert "Not graded yet" in (root / "README.md").read_text()
+
+
+def test_sitecustomize_is_never_loaded_and_is_reported(tmp_path):
+    root = make_fake_repo(tmp_path)
+    marker = tmp_path / "sitecustomize-ran"
+    (root / "sitecustomize.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    manifest = {"files": {"assignments/01_alpha/test_01_alpha.py":
+                          __import__("hashlib").sha256((root / "assignments/01_alpha/test_01_alpha.py")
+                                                       .read_bytes()).hexdigest()}}
+    (root / "grading" / "manifest.json").write_text(json.dumps(manifest))
+    (root / "assignments" / "01_alpha" / "test_01_alpha.py").write_text("def test_all():\n    assert True\n")
+    # started like `tito` is (no PYTHONPATH): only the children could pick up the repository's sitecustomize
+    env = {k: v for k, v in clean_env(root).items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-m", "grading", "grade", "--skip-milestones"], cwd=root, env=env,
+                            capture_output=True, text=True, encoding="utf-8", timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not marker.exists()          # the test processes run isolated from the repository's start-up hooks
+    progress = json.loads((root / "badges" / "progress.json").read_text())
+    assert progress["tamper"] == {"status": "modified", "changed": ["assignments/01_alpha/test_01_alpha.py"],
+                                  "missing": [], "unexpected": ["sitecustomize.py"]}
+    assert json.loads((root / "badges" / "integrity.json").read_text())["message"] == "2 modified"
+    assert "`sitecustomize.py`" in (root / "README.md").read_text()
+    assert "differ from the template" in result.stdout

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import tinytorch as tt
-from tinytorch.tensor import TensorError
 from tinytorch.tinygpt import (GPT, CharTokenizer, evaluate_loss, random_windows, readability, sample_next,
                                train_steps, words_of)
 
@@ -34,7 +33,7 @@ def test_16_tokenizer_round_trip_including_unicode():
     assert ids.min() >= 0 and ids.max() < tok.vocab_size
     assert tok.decode(ids) == text
     assert tok.decode(list(ids[:5])) == text[:5]
-    assert tok.encode("") .shape == (0,)
+    assert tok.encode("").shape == (0,)
 
 
 def test_16_tokenizer_ids_follow_vocabulary_order():
@@ -66,7 +65,7 @@ def test_16_tokenizer_config_round_trip():
 
 # ---- the model --------------------------------------------------------------------------------------------
 def test_16_gpt_shapes_and_parameter_count():
-    V, T, D, L, H = 13, 16, 32, 2, 4
+    V, T, D, L = 13, 16, 32, 2
     model = small_gpt()
     ids = np.random.default_rng(0).integers(0, V, (3, 10))
     logits = model(ids)
