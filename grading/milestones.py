@@ -44,6 +44,7 @@ class Console:
         "party": ("\U0001f389", "***"), "todo": ("\u2b1c", "[ ]"), "rocket": ("\U0001f680", ">>"),
         "warn": ("\u26a0\ufe0f", "[!]"), "tiny": ("\U0001f9ea", "[tiny]"),
     }
+    never_colour = False  # set by `tito --no-color`
     COLOURS = {"green": "32", "red": "31", "yellow": "33", "cyan": "36", "bold": "1", "dim": "2"}
 
     def __init__(self, stream=None):
@@ -54,7 +55,8 @@ class Console:
             self.unicode = True
         except (UnicodeEncodeError, LookupError):
             self.unicode = False
-        self.colour = bool(getattr(self.stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
+        self.colour = (bool(getattr(self.stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
+                       and not Console.never_colour)
 
     def sym(self, name: str) -> str:
         emoji, ascii_ = self.SYMBOLS[name]
@@ -507,6 +509,8 @@ def _guarded(command):
     from grading.course import CourseError
 
     def wrapper(args) -> int:
+        if getattr(args, "no_color", False):
+            Console.never_colour = True
         try:
             return int(command(args) or 0)
         except CourseError as exc:

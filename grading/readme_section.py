@@ -41,6 +41,9 @@ def render(progress: dict, course: Course, files: dict[str, str]) -> str:
     lines = ["## Progress", "",
              "<sub>Written by `tito grade` on every push; anything you edit between the progress markers "
              "is replaced.</sub>", ""]
+    if not (progress.get("commit") or {}).get("sha") and not any(e["total"] for e in progress["modules"].values()):
+        lines += ["*Nothing graded yet: push a commit (or run `tito grade`) and this section shows your "
+                  "modules, points and milestone badges.*", ""]
     alt = {"modules": "modules", "points": "points", "integrity": "grader files"}
     lines.append(" ".join(f"![{alt[key]}](badges/{files[key]}.svg)" for key in ("modules", "points", "integrity")))
     lines.append("")

@@ -4,11 +4,11 @@ What you build (modules 05-11): losses (05), Conv2d/MaxPool2d/BatchNorm2d (06), 
 backward rules (09), the optimizer (10) and the training loop pieces (11), on top of 02-04.
 What this program does: it builds a small convolutional network from YOUR `tt.nn` layers - three
 blocks of conv 3x3 -> batch norm -> ReLU -> max-pool 2, then a linear classifier - and trains it from
-random weights on the 50,000 CIFAR-10 training images with your DataLoader, your autograd and your
-SGD (Nesterov momentum, weight decay, learning rate warmed up then decayed linearly to 0), with your
-transforms (ToFloat, Normalize, RandomHorizontalFlip). After every epoch it measures accuracy on the 10,000 held-out test images. At the
-end it saves the model to an .npz file, loads it into a fresh network and checks that the reloaded
-model predicts exactly the same classes.
+random weights on the 50,000 CIFAR-10 training images with your DataLoader and transforms (ToFloat,
+Normalize, RandomHorizontalFlip), your autograd, your SGD (Nesterov momentum, weight decay) and your
+learning-rate schedule (linear warm-up, then linear decay to 0). After every epoch it measures the
+accuracy on the 10,000 held-out test images. At the end it saves the model to an .npz file, loads it
+into a fresh network and checks that the reloaded model predicts exactly the same classes.
 Victory (assignments/course.yaml): test accuracy >= the threshold, accuracy rising epoch over epoch
 (accuracy_rises = 1), and identical predictions after reloading (reload_identical = 1), within the
 time budget on 2 cores. Only module-06 convolutions are used (no module-13 fast kernels).
@@ -68,13 +68,28 @@ def accuracy_rises(accuracies: list[float], tolerance: float = RISE_TOLERANCE) -
     return all(b >= a - tolerance for a, b in zip(accuracies, accuracies[1:]))
 
 
+def fit_epochs_to_budget(ctx, epochs: int, done: int, seconds: float, schedule, steps_per_epoch: int) -> int:
+    """After epoch `done`: if the planned epochs (plus the final reload check) would overrun the budget,
+    plan fewer (never below 2) and make the learning-rate decay end with the new last epoch."""
+    per_epoch = seconds / done
+    fits = done
+    while fits < epochs and ctx.time_left() - (fits + 1 - done) * per_epoch - 0.2 * per_epoch > 0.02 * ctx.budget_seconds:
+        fits += 1
+    fits = max(fits, min(2, epochs), done)
+    if fits < epochs:
+        schedule.total_steps = max(fits * steps_per_epoch, schedule.warmup_steps + 1)
+        ctx.log(f"this machine needs about {per_epoch:.0f} s per epoch: training {fits} epochs instead of "
+                f"{epochs} to stay within the {ctx.budget_seconds:.0f} s budget (learning rate decays sooner)")
+    return fits
+
+
 def run(ctx) -> dict:
     import tinytorch as tt
 
     tt.manual_seed(ctx.seed)
     x_train, y_train, x_test, y_test = ctx.load_cifar10()
     widths = TINY_WIDTHS if ctx.tiny else WIDTHS
-    epochs = EPOCHS
+    epochs = planned_epochs = EPOCHS
     data = tt.data
     mean, std = channel_stats(x_train)
     to_input = data.Compose([data.ToFloat(), data.Normalize(mean, std)])        # test images
@@ -91,8 +106,9 @@ def run(ctx) -> dict:
     ctx.log(f"CNN widths {'-'.join(map(str, widths))}: {params:,} parameters; {epochs} epochs x "
             f"{steps_per_epoch} steps of {BATCH} images; SGD Nesterov, peak lr {PEAK_LR}")
 
-    history, step, started = [], 0, time.perf_counter()
-    for epoch in range(1, epochs + 1):
+    history, step, started, epoch = [], 0, time.perf_counter(), 0
+    while epoch < epochs:
+        epoch += 1
         model.train()
         loss_sum, correct, seen = 0.0, 0, 0
         epoch_start = time.perf_counter()
@@ -109,11 +125,12 @@ def run(ctx) -> dict:
             correct += int((np.argmax(logits.data, axis=1) == labels).sum())
             seen += len(labels)
             if step == 20 and not ctx.tiny:
-                projected = (time.perf_counter() - started) / step * total_steps * 1.15
+                shortest = min(2, epochs) * steps_per_epoch  # the run may shorten itself down to 2 epochs
+                projected = (time.perf_counter() - started) / step * shortest * 1.15
                 if projected > ABORT_FACTOR * ctx.budget_seconds:
                     raise RuntimeError(
-                        f"training is too slow: {step} steps took {time.perf_counter() - started:.0f} s, so "
-                        f"{epochs} epochs would take about {projected / 60:.0f} min against a budget of "
+                        f"training is too slow: {step} steps took {time.perf_counter() - started:.0f} s, so even "
+                        f"{min(2, epochs)} epochs would take about {projected / 60:.0f} min against a budget of "
                         f"{ctx.budget_seconds / 60:.0f} min. Profile one step: the convolution (module 06) should "
                         "use im2col and one matmul per layer, with no Python loops over pixels or channels")
         train_seconds = time.perf_counter() - epoch_start
@@ -125,6 +142,7 @@ def run(ctx) -> dict:
         ctx.log(f"epoch {epoch}: train loss {loss_sum / seen:.3f}, train acc {correct / seen:.3f}, "
                 f"test acc {test_acc:.4f} ({train_seconds:.0f} s, {seen / train_seconds:.0f} images/s); "
                 f"{ctx.time_left():.0f} s of budget left")
+        epochs = fit_epochs_to_budget(ctx, epochs, epoch, time.perf_counter() - started, schedule, steps_per_epoch)
 
     # save, reload into a fresh model, and compare predictions on the whole test set
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
@@ -143,7 +161,8 @@ def run(ctx) -> dict:
                         "reload_identical": 1.0 if identical else 0.0},
             "history": history,
             "details": {"parameters": params, "architecture": f"3x[conv3x3-bn-relu-maxpool] widths "
-                        f"{'-'.join(map(str, widths))}, linear head", "epochs": epochs, "batch_size": BATCH,
+                        f"{'-'.join(map(str, widths))}, linear head", "epochs": epochs,
+                        "epochs_planned": planned_epochs, "batch_size": BATCH,
                         "optimizer": f"SGD nesterov momentum {MOMENTUM}, wd {WEIGHT_DECAY}, peak lr {PEAK_LR}, "
                         f"warm-up {WARMUP:.0%} then linear decay", "augmentation": "random horizontal flip",
                         "test_accuracy_per_epoch": accuracies, "predictions_differing_after_reload":

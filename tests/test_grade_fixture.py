@@ -112,6 +112,7 @@ def test_actions_summary_and_unlock_notice(graded):
     assert "deliberate failure" in summary               # failure messages go to the summary, not the README
 
 
+@pytest.mark.slow
 def test_changed_source_reruns_the_milestone_and_skip_keeps_cached(tmp_path):
     root = make_fake_repo(tmp_path)
     assert run_tito(root, "grade", *FAST).returncode == 0

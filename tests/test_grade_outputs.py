@@ -17,7 +17,7 @@ from tito_fixtures import FAKE_COURSE, SHIELDS_ENDPOINT_SCHEMA  # noqa: E402
 from grading import badges, readme_section  # noqa: E402
 from grading.course import Condition, parse_course  # noqa: E402
 from grading.grade import (ModuleGrade, _previous_milestone, badge_files, build_progress, check_tamper,  # noqa: E402
-                           data_checksums_for, known_data_checksums, milestone_cache_key, safe_curve_svg, ungraded_progress,
+                           data_checksums_for, data_key, known_data_checksums, milestone_cache_key, safe_curve_svg, ungraded_progress,
                            write_outputs)
 from grading.testrun import TestResult  # noqa: E402
 
@@ -266,6 +266,12 @@ def test_data_checksums_come_from_datasets_py_without_importing_it(tmp_path):
         "A = Spec(key='a', offline_file='a.npz', offline_sha256='" + "a" * 64 + "')\n"
         "B = Spec(offline_file='b.txt', offline_sha256='" + "b" * 64 + "', remote=())\n")
     assert known_data_checksums(tmp_path) == {"a.npz": "a" * 64, "b.txt": "b" * 64}
+    key = data_key(tmp_path)
+    path = tmp_path / "tinytorch" / "datasets.py"
+    path.write_text("# a comment changes nothing\n" + path.read_text())
+    assert data_key(tmp_path) == key
+    path.write_text(path.read_text().replace("b" * 64, "c" * 64))
+    assert data_key(tmp_path) != key
 
 
 def test_data_checksums_for_picks_the_data_sets_a_program_names():

@@ -136,3 +136,31 @@ def test_results_record_the_framework_used_is_this_repository():
     result = runner.run_milestone(1, tiny=True)
     from grading.course import REPO_ROOT
     assert result["framework"] == str(REPO_ROOT / "tinytorch")
+
+
+def test_milestone_3_shortens_its_schedule_to_fit_the_budget():
+    m3 = runner.load_program(load_course().milestone(3))
+
+    class Ctx:
+        budget_seconds = 300.0
+        logs: list = []
+
+        def __init__(self, left):
+            self.left = left
+
+        def time_left(self):
+            return self.left
+
+        def log(self, msg):
+            self.logs.append(msg)
+
+    class Schedule:
+        warmup_steps, total_steps = 60, 300
+
+    fast, slow = Schedule(), Schedule()
+    assert m3.fit_epochs_to_budget(Ctx(240.0), 3, 1, 50.0, fast, 100) == 3 and fast.total_steps == 300
+    # epoch 1 (with its test pass) took 110 s and 180 s are left: a third epoch would overrun
+    assert m3.fit_epochs_to_budget(Ctx(180.0), 3, 1, 110.0, slow, 100) == 2 and slow.total_steps == 200
+    assert "2 epochs instead of 3" in Ctx.logs[-1]
+    # never fewer than 2 epochs: "accuracy rises" needs two
+    assert m3.fit_epochs_to_budget(Ctx(10.0), 3, 1, 200.0, Schedule(), 100) == 2

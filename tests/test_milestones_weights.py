@@ -13,7 +13,7 @@ from grading.milestones import ensure_importable
 
 ensure_importable()  # `pytest` (importlib mode) does not put the repository root on sys.path
 from milestones import m1_basic_inference as m1, m2_computer_vision as m2, m3_full_training as m3  # noqa: E402
-from milestones.common import MilestoneContext  # noqa: E402, count_parameters, load_weights, predict_in_batches
+from milestones.common import MilestoneContext, count_parameters, load_weights, predict_in_batches  # noqa: E402
 
 SHIPPED = [(m1, 0.97), (m2, 0.985)]
 

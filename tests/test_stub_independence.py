@@ -55,38 +55,64 @@ def configure(work: Path, stubbed: Path, solved: Path, through: int) -> None:
             shutil.copyfile(src, work / m.source)
 
 
+# A pytest plugin (loaded from outside the release) that stops running a module's tests once one has
+# failed: a stubbed module fails on its first test instead of spending minutes in Hypothesis shrinking
+# NotImplementedError examples. A module's status only needs "all passed" or "something failed".
+FAIL_FAST_PLUGIN = """
+import pytest
+_failed = set()
+
+def _folder(nodeid):
+    parts = nodeid.split("/")
+    return "/".join(parts[:2]) if len(parts) > 2 and parts[0] == "assignments" else None
+
+def pytest_runtest_setup(item):
+    if _folder(item.nodeid) in _failed:
+        pytest.skip("module already failed (stub independence run)")
+
+def pytest_runtest_logreport(report):
+    if report.failed:
+        _failed.add(_folder(report.nodeid))
+"""
+
+
 def run_modules(work: Path, modules, tmp: Path) -> dict:
-    """{module id: "passed" | "failed" | "no tests"} from one pytest process over the modules' folders."""
+    """{module id: (status, failing test ids)} from one pytest process over the modules' folders.
+
+    status is "passed" (every test passed or was skipped, at least one passed), "failed", or "no tests".
+    """
     report = tmp / "report.json"
     report.unlink(missing_ok=True)
+    (tmp / "plugin").mkdir(exist_ok=True)
+    (tmp / "plugin" / "stub_fail_fast.py").write_text(FAIL_FAST_PLUGIN)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTHONSTARTUP")}
-    env["PYTHONPATH"] = str(work)
+    env["PYTHONPATH"] = os.pathsep.join([str(work), str(tmp / "plugin")])  # the release's tinytorch first
     folders = [m.folder for m in modules if (work / m.folder).is_dir()]
-    res = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--no-header", "--tb=no",
-                          "--json-report", f"--json-report-file={report}", "--json-report-omit", "streams", "log",
-                          "keywords", "collectors", "warnings", "traceback", *folders],
+    res = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "stub_fail_fast", "-q",
+                          "--no-header", "--tb=line", "--json-report", f"--json-report-file={report}",
+                          "--json-report-omit", "streams", "log", "keywords", "warnings", "traceback", *folders],
                          cwd=work, env=env, capture_output=True, text=True, timeout=1800)
-    data = json.loads(report.read_text()) if report.exists() else {}
-    outcomes: dict[str, list[str]] = {m.id: [] for m in modules}
+    if not report.exists():
+        pytest.fail(f"pytest did not produce a report (exit {res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    data = json.loads(report.read_text())
+    outcomes: dict[str, list] = {m.id: [] for m in modules}
     for t in data.get("tests", []):
         m = COURSE.module_for_path(t["nodeid"])
         if m is not None and m.id in outcomes:
-            outcomes[m.id].append(t["outcome"])
-    errors = [c for c in data.get("collectors", []) if c.get("outcome") == "failed"] if data else []
-    for c in errors:
+            outcomes[m.id].append((t["outcome"], t["nodeid"]))
+    for c in data.get("collectors", []):
         m = COURSE.module_for_path(c.get("nodeid", ""))
-        if m is not None and m.id in outcomes:
-            outcomes[m.id].append("error")
+        if c.get("outcome") == "failed" and m is not None and m.id in outcomes:
+            outcomes[m.id].append(("error", c["nodeid"] + " (collection error)"))
     out = {}
     for mid, got in outcomes.items():
+        failing = [nodeid for outcome, nodeid in got if outcome in ("failed", "error")]
         if not got:
-            out[mid] = "no tests"
-        elif any(o in ("failed", "error") for o in got) or "passed" not in got:
-            out[mid] = "failed"
+            out[mid] = ("no tests", [])
+        elif failing or not any(outcome == "passed" for outcome, _ in got):
+            out[mid] = ("failed", failing)
         else:
-            out[mid] = "passed"
-    if not data:
-        pytest.fail(f"pytest did not produce a report (exit {res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+            out[mid] = ("passed", [])
     return out
 
 
@@ -119,36 +145,58 @@ def test_solutions_through_differs_only_in_module_sources(releases, tmp_path):
 def test_every_module_fails_in_the_stubbed_release(releases, tmp_path):
     stubbed, _, _, _ = releases
     got = run_modules(stubbed, COURSE.modules, tmp_path)
-    passing = [mid for mid, outcome in got.items() if outcome == "passed"]
+    passing = [mid for mid, (status, _) in got.items() if status == "passed"]
     assert passing == [], f"modules whose tests pass with every solution stubbed (they test nothing?): {passing}"
-    missing = [mid for mid, outcome in got.items() if outcome == "no tests"]
+    missing = [mid for mid, (status, _) in got.items() if status == "no tests"]
     if missing:
         pytest.skip(f"every module with tests fails; no tests yet for: {', '.join(missing)}")
 
 
+@pytest.fixture(scope="module")
+def runs(releases, tmp_path_factory):
+    """Results per configuration, computed once: `through` -> run_modules(...) of that configuration.
+
+    For N in ALL_MODULE_RUNS the run covers every module, which also answers the per-module question
+    for module N (same configuration), so module N's tests are not run a second time.
+    """
+    stubbed, solved, work, _ = releases
+    cache: dict[int, dict] = {}
+
+    def get(through: int) -> dict:
+        if through not in cache:
+            configure(work, stubbed, solved, through)
+            modules = COURSE.modules if through in ALL_MODULE_RUNS else [COURSE.module(through)]
+            cache[through] = run_modules(work, modules, tmp_path_factory.mktemp(f"through{through}"))
+        return cache[through]
+
+    return get
+
+
+def _failing(failing: list) -> str:
+    return "; ".join(failing[:5]) + (f" (+{len(failing) - 5} more)" if len(failing) > 5 else "")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("module", COURSE.modules, ids=lambda m: m.id)
-def test_module_passes_with_solutions_through_itself(releases, tmp_path, module):
-    stubbed, solved, work, snap = releases
+def test_module_passes_with_solutions_through_itself(releases, runs, module):
+    _, _, _, snap = releases
     if not (snap / module.source).exists() or not _has_tests(snap, module):
         pytest.skip(f"{module.id}: {module.source} or its tests in {module.folder}/ do not exist yet")
-    configure(work, stubbed, solved, module.number)
-    got = run_modules(work, [module], tmp_path)
-    assert got[module.id] == "passed", (
-        f"{module.id}'s tests fail when modules after {module.number:02d} are stubs: they call code of a later "
-        f"module (e.g. .backward() before 09). Run `tito release --out /tmp/r --solutions-through {module.number}` "
-        f"and `pytest {module.folder}` inside it to see which test.")
+    status, failing = runs(module.number)[module.id]
+    assert status == "passed", (
+        f"{module.id}'s tests fail when the modules after {module.number:02d} are stubs: {_failing(failing)}. "
+        f"Either they call code of a later module (e.g. .backward() before 09), or they fail anyway; run "
+        f"`tito release --out /tmp/r --solutions-through {module.number}` and `pytest {module.folder}` in /tmp/r.")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("through", ALL_MODULE_RUNS)
-def test_all_module_tests_pass_exactly_through_n(releases, tmp_path, through):
-    stubbed, solved, work, snap = releases
-    configure(work, stubbed, solved, through)
-    got = run_modules(work, COURSE.modules, tmp_path)
-    expected_pass = [m.id for m in COURSE.modules if m.number <= through and got[m.id] != "no tests"]
-    passing = [mid for mid, outcome in got.items() if outcome == "passed"]
-    not_yet = [mid for mid, outcome in got.items() if outcome == "no tests"]
-    assert passing == expected_pass, (
-        f"with solutions through {through:02d}: expected exactly {expected_pass} to pass, got {passing} "
-        f"(no tests yet: {not_yet})")
+def test_all_module_tests_pass_exactly_through_n(runs, through):
+    got = runs(through)
+    expected = [m.id for m in COURSE.modules if m.number <= through and got[m.id][0] != "no tests"]
+    passing = [mid for mid, (status, _) in got.items() if status == "passed"]
+    not_yet = [mid for mid, (status, _) in got.items() if status == "no tests"]
+    wrong = {mid: _failing(got[mid][1]) for mid in expected if mid not in passing}
+    assert passing == expected, (
+        f"with solutions through {through:02d}: expected exactly {expected} to pass, got {passing} "
+        f"(no tests yet: {not_yet}); failing: {wrong}")

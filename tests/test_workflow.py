@@ -66,7 +66,9 @@ def test_caches_are_keyed_on_what_they_hold(workflow):
     assert setup["with"]["cache"] == "pip" and setup["with"]["cache-dependency-path"] == "pyproject.toml"
     cache = next(s for s in steps if s.get("uses", "").startswith("actions/cache"))
     assert cache["with"]["path"] == "~/.cache/tinytorch"
-    assert "hashFiles('tinytorch/datasets.py')" in cache["with"]["key"]
+    assert "steps.data.outputs.key" in cache["with"]["key"]
+    key_step = next(s for s in steps if s.get("id") == "data")
+    assert "tito grade --data-key" in key_step["run"]
     assert any("TINYTORCH_CACHE" in s.get("run", "") for s in steps)
 
 

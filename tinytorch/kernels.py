@@ -42,7 +42,7 @@ from tinytorch.layers import Module, Parameter
 from tinytorch.spatial import (BatchNorm2d, Conv2d, _check_image, _out_size, _pair, nhwc, pad_nhwc,
                                windows_nhwc)
 from tinytorch import spatial
-from tinytorch.tensor import DEFAULT_FLOAT, Tensor, TensorError, get_rng
+from tinytorch.tensor import DEFAULT_FLOAT, Tensor, TensorError, get_rng, grad_mode
 
 
 # ---- plumbing: all cores for memory-bound copies, and reused scratch buffers (given to you) -------------
@@ -221,14 +221,21 @@ def _pool2x2(y: np.ndarray):
     first in reading order, as in PyTorch. Four strided views and three np.maximum: no window copy.
     """
     # BEGIN SOLUTION
-    a, b = y[:, 0::2, 0::2], y[:, 0::2, 1::2]
-    c, d = y[:, 1::2, 0::2], y[:, 1::2, 1::2]
-    top, bottom = np.maximum(a, b), np.maximum(c, d)
-    out = np.maximum(top, bottom)
-    low = bottom > top                              # the bottom row wins only if strictly larger
-    right = np.where(low, d > c, b > a)             # the right column wins only if strictly larger
-    code = low.view(np.uint8) * np.uint8(2)         # bools are bytes: code = 2*low + right, as uint8
-    code += right.view(np.uint8)
+    N, H, W, C = y.shape
+    out = np.empty((N, H // 2, W // 2, C), dtype=y.dtype)
+    code = np.empty((N, H // 2, W // 2, C), dtype=np.uint8)
+
+    def pool(lo, hi):                               # images lo..hi (run on all cores, see _parallel)
+        v = y[lo:hi]
+        a, b = v[:, 0::2, 0::2], v[:, 0::2, 1::2]
+        c, d = v[:, 1::2, 0::2], v[:, 1::2, 1::2]
+        top, bottom = np.maximum(a, b), np.maximum(c, d)
+        np.maximum(top, bottom, out=out[lo:hi])
+        low = bottom > top                          # the bottom row wins only if strictly larger
+        right = np.where(low, d > c, b > a)         # the right column wins only if strictly larger
+        np.multiply(low.view(np.uint8), np.uint8(2), out=code[lo:hi])   # bools are bytes: 2*low + right
+        code[lo:hi] += right.view(np.uint8)
+    _parallel(pool, N, min_rows=1)
     return out, code
     # END SOLUTION
 
@@ -237,8 +244,11 @@ def _unpool2x2(g: np.ndarray, code: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Route the pooled gradient g (N, Hp, Wp, C) to the winners, into `out` (N, >=2Hp, >=2Wp, C)."""
     # BEGIN SOLUTION
     Hp, Wp = g.shape[1:3]
-    for k, (di, dj) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):   # the 4 window offsets
-        np.multiply(g, code == k, out=out[:, di:2 * Hp:2, dj:2 * Wp:2])   # written in place, no temporary
+
+    def unpool(lo, hi):
+        for k, (di, dj) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):   # the 4 window offsets
+            np.multiply(g[lo:hi], code[lo:hi] == k, out=out[lo:hi, di:2 * Hp:2, dj:2 * Wp:2])   # in place
+    _parallel(unpool, g.shape[0], min_rows=1)
     return out
     # END SOLUTION
 
@@ -336,27 +346,51 @@ def batch_norm_relu(x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tenso
     if not training and (running_mean is None or running_var is None):
         raise TensorError("batch_norm_relu: evaluation mode needs running_mean and running_var")
     # BEGIN SOLUTION
+    # Each pass runs over row chunks on all cores (`_parallel`); partial sums are added up after.
     dt = x.dtype.type
     rows = nhwc(x.data).reshape(-1, C)                    # (M, C), M = N*H*W
     M = rows.shape[0]
     w = weight.data.astype(x.dtype, copy=False)
     b = bias.data.astype(x.dtype, copy=False)
+    record = grad_mode.enabled and (x.requires_grad or weight.requires_grad or bias.requires_grad)
+    out = np.empty_like(rows)
     if training:
-        mean = rows.mean(axis=0, dtype=x.dtype)
-        xhat = rows - mean                                # the one new (M, C) array besides the output
-        var = np.einsum("ij,ij->j", xhat, xhat) / dt(M)   # sum of squares without a temporary
+        sums: dict = {}
+        _parallel(lambda lo, hi: sums.__setitem__(lo, rows[lo:hi].sum(axis=0)), M)
+        mean = sum(sums.values()) / dt(M)
+        xhat = np.empty_like(rows)                        # the one (M, C) array besides the output
+
+        def centre(lo, hi):
+            np.subtract(rows[lo:hi], mean, out=xhat[lo:hi])
+            sums[lo] = np.einsum("ij,ij->j", xhat[lo:hi], xhat[lo:hi])   # sum of squares, no temporary
+        _parallel(centre, M)
+        var = sum(sums.values()) / dt(M)
+        rstd = (1.0 / np.sqrt(var + dt(eps))).astype(x.dtype)
         if running_mean is not None and running_var is not None:
             m = dt(momentum)
             running_mean.data = ((1 - m) * running_mean.data + m * mean).astype(running_mean.dtype)
             running_var.data = ((1 - m) * running_var.data + m * var * dt(M / max(M - 1, 1))).astype(running_var.dtype)
-    else:
-        mean, var = running_mean.data.astype(x.dtype), running_var.data.astype(x.dtype)
-        xhat = rows - mean
-    rstd = (1.0 / np.sqrt(var + dt(eps))).astype(x.dtype)
-    xhat *= rstd
-    out = xhat * w
-    out += b
-    np.maximum(out, 0, out=out)
+
+        def finish(lo, hi):                               # xhat *= rstd; out = relu(xhat * w + b)
+            xhat[lo:hi] *= rstd
+            np.multiply(xhat[lo:hi], w, out=out[lo:hi])
+            out[lo:hi] += b
+            np.maximum(out[lo:hi], 0, out=out[lo:hi])
+        _parallel(finish, M)
+    else:                                                 # running statistics: one affine map
+        rstd = (1.0 / np.sqrt(running_var.data.astype(x.dtype) + dt(eps))).astype(x.dtype)
+        mean = running_mean.data.astype(x.dtype)
+        scale, shift = rstd * w, b - mean * rstd * w
+        xhat = np.empty_like(rows) if record else None
+
+        def affine(lo, hi):
+            np.multiply(rows[lo:hi], scale, out=out[lo:hi])
+            out[lo:hi] += shift
+            np.maximum(out[lo:hi], 0, out=out[lo:hi])
+            if record:                                     # only backward needs xhat
+                np.subtract(rows[lo:hi], mean, out=xhat[lo:hi])
+                xhat[lo:hi] *= rstd
+        _parallel(affine, M)
     N, _, H, W = x.shape
     return Tensor._make(_nchw(out.reshape(N, H, W, C)), "batch_norm_relu", (x, weight, bias),
                         (xhat, out, rstd, bool(training)))
@@ -370,19 +404,31 @@ def _batch_norm_relu(ctx, g):
     x, weight, bias = ctx.parents
     xhat, out, rstd, training = ctx.saved
     M, C = xhat.shape
-    gp = np.where(out > 0, nhwc(g).reshape(M, C), g.dtype.type(0))   # through the ReLU
-    gb = gp.sum(axis=0)
-    gw = np.einsum("ij,ij->j", gp, xhat)
+    rows = nhwc(g).reshape(M, C)
+    gp = np.empty_like(rows)
+    gb_parts: dict = {}
+    gw_parts: dict = {}
+
+    def through_relu(lo, hi):
+        np.multiply(rows[lo:hi], out[lo:hi] > 0, out=gp[lo:hi])          # the ReLU's gradient
+        gb_parts[lo] = gp[lo:hi].sum(axis=0)
+        gw_parts[lo] = np.einsum("ij,ij->j", gp[lo:hi], xhat[lo:hi])
+    _parallel(through_relu, M)
+    gb, gw = sum(gb_parts.values()), sum(gw_parts.values())
     gx = None
     if x.requires_grad:
         scale = (rstd * weight.data).astype(g.dtype)
-        gx = gp
-        if training:   # the batch statistics depend on x: subtract their share
-            gx -= xhat * (gw / M)
-            gx -= gb / M
-        gx *= scale
+        a, c = (gw / M).astype(g.dtype), (gb / M).astype(g.dtype)
+
+        def input_grad(lo, hi):                            # gx = (g' - xhat * a - c) * scale, in place
+            chunk = gp[lo:hi]
+            if training:                                   # the batch statistics depend on x too
+                chunk -= xhat[lo:hi] * a
+                chunk -= c
+            chunk *= scale
+        _parallel(input_grad, M)
         N, _, H, W = x.shape
-        gx = _nchw(gx.reshape(N, H, W, C))
+        gx = _nchw(gp.reshape(N, H, W, C))
     return gx, (gw if weight.requires_grad else None), (gb if bias.requires_grad else None)
     # END SOLUTION
 
