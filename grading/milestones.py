@@ -207,6 +207,7 @@ def run_milestone(number: int | str, *, tiny: bool = False, json_path: str | Pat
               + f"  (victory: {conditions}; budget {ms.budget_seconds:g} s)")
     if tiny:
         con.print(f"{con.sym('tiny')} tiny mode: synthetic data, checks the plumbing only")
+    inputs = fingerprint(ms, course)  # of the code as it was when the run started
     start = time.perf_counter()
     error, output = None, {}
     try:
@@ -236,7 +237,7 @@ def run_milestone(number: int | str, *, tiny: bool = False, json_path: str | Pat
         "corpus": ctx.corpus,
         "tiny": tiny,
         "error": error,
-        "fingerprint": fingerprint(ms, course),
+        "fingerprint": inputs,
         "framework": _framework_in_use(),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},

@@ -4,10 +4,12 @@
                       thresholds={"test_accuracy": 0.60})
 
 The history is a list of dicts, one per epoch (or per batch for the inference milestones), e.g.
-`[{"epoch": 1, "train_loss": 1.6, "test_accuracy": 0.45}, ...]`. Every numeric key except the x key
-becomes a curve. Curves whose name contains "loss" go in the left panel, the others (accuracies,
-rates) in the right panel, because they live on different scales. A victory threshold for a plotted
-metric is drawn as a dashed horizontal line so the student sees how far the curve is from it.
+`[{"epoch": 1, "train_loss": 1.6, "test_accuracy": 0.45}, ...]`. Every numeric key (other than the
+x key) whose name mentions loss, accuracy, perplexity or readability, or that has a victory
+threshold, becomes a curve; bookkeeping numbers such as seconds or images/s are left out. Curves
+whose name contains "loss" go in the left panel, the others (accuracies, scores) in the right panel,
+because they live on different scales. A victory threshold for a plotted metric is drawn as a
+dashed horizontal line, so the student sees how far the curve is from it.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import math
 from xml.sax.saxutils import escape
 
 X_KEYS = ("epoch", "step", "batch", "images")
+CURVE_WORDS = ("loss", "acc", "perplexity", "readability")  # keys plotted (plus any thresholded metric)
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 PANEL_W, PANEL_H = 420, 280
 MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 56, 16, 34, 64
@@ -106,6 +109,8 @@ def _panel(x0: float, series: dict[str, list[tuple[float, float]]], title: str, 
                        'stroke-dasharray="6,4"/>')
             out.append(f'<text x="{right - 4:.1f}" y="{y - 4:.1f}" text-anchor="end" font-size="10" '
                        f'fill="{colour}">target {_fmt(thresholds[name])}</text>')
+        if legend_x > left and legend_x + 14 + 7 * len(name) > right:  # next legend row
+            legend_x, legend_y = left, legend_y + 14
         out.append(f'<rect x="{legend_x:.1f}" y="{legend_y - 8:.1f}" width="10" height="10" fill="{colour}"/>')
         out.append(f'<text x="{legend_x + 14:.1f}" y="{legend_y + 1:.1f}" font-size="11">{escape(name)}</text>')
         legend_x += 24 + 7 * len(name)
@@ -121,7 +126,8 @@ def history_svg(history: list[dict], title: str = "", thresholds: dict[str, floa
     names: list[str] = []
     for h in history:
         for k, v in h.items():
-            if k not in skip and k not in names and _finite(v):
+            wanted = k in thresholds or any(word in k.lower() for word in CURVE_WORDS)
+            if wanted and k not in skip and k not in names and _finite(v):
                 names.append(k)
     series = {}
     for name in names:

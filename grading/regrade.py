@@ -39,14 +39,15 @@ NEVER_TAKEN = {"__init__.py", "conftest.py", "sitecustomize.py", "usercustomize.
 MAX_SOURCE_BYTES = 2 * 1024 * 1024
 RESULT_SCHEMA = 1
 
-# Names whose use in a module source is worth an instructor's look: they reach the test machinery.
-SUSPICIOUS_IMPORTS = {"pytest", "_pytest", "pluggy", "grading", "pytest_jsonreport", "atexit", "ctypes",
-                      "gc", "inspect", "builtins", "importlib", "sitecustomize", "faulthandler", "signal",
-                      "subprocess", "multiprocessing", "threading"}
-SUSPICIOUS_ATTRS = {("os", "_exit"), ("sys", "exit"), ("sys", "modules"), ("sys", "settrace"),
-                    ("sys", "setprofile"), ("sys", "_getframe"), ("os", "kill"), ("os", "fork"),
-                    ("sys", "stdout"), ("sys", "__stdout__")}
-SUSPICIOUS_NAMES = {"__builtins__", "exec", "eval", "compile", "__import__", "globals", "setattr"}
+# What a module source has no business touching: the test machinery, the grader, interpreter start-up,
+# process exit, or the grader's output files. (The reference solution triggers none of these.)
+SUSPICIOUS_IMPORTS = {"pytest", "_pytest", "pluggy", "grading", "pytest_jsonreport", "atexit", "ctypes", "gc",
+                      "builtins", "sitecustomize", "usercustomize", "hypothesis"}
+SUSPICIOUS_ATTRS = {("os", "_exit"), ("sys", "modules"), ("sys", "settrace"), ("sys", "setprofile"),
+                    ("sys", "_getframe"), ("sys", "__stdout__"), ("sys", "meta_path"), ("sys", "path_hooks"),
+                    ("os", "kill"), ("os", "fork"), ("os", "setsid"), ("os", "killpg")}
+SUSPICIOUS_NAMES = {"__builtins__", "__import__", "exec", "eval"}
+SUSPICIOUS_PATH_WORDS = ("badges", "progress", "report", "manifest", ".tito", "grading", "assignments", "conftest")
 
 
 @dataclass
@@ -192,8 +193,10 @@ def audit_source(text: str, rel: str) -> list[str]:
                 flags.add(f"{rel}:{node.lineno}: uses {node.value.id}.{node.attr}")
         elif isinstance(node, ast.Name) and node.id in SUSPICIOUS_NAMES:
             flags.add(f"{rel}:{node.lineno}: uses {node.id}")
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open":
-            flags.add(f"{rel}:{node.lineno}: opens a file")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and any(word in node.value for word in SUSPICIOUS_PATH_WORDS) and "/" in node.value + "." \
+                and len(node.value) < 200 and not node.value.strip().count(" ") > 3:
+            flags.add(f"{rel}:{node.lineno}: names the path {node.value!r}")
     return sorted(flags, key=lambda f: (f.split(":")[0], int(f.split(":")[1]) if f.split(":")[1].isdigit() else 0))
 
 

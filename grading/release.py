@@ -7,14 +7,19 @@ What the release does, in order:
    `raise NotImplementedError("<module id>: <hint>, see assignments/<module id>/README.md")`
    (grading/solutions.py), or keeps the block's code for modules numbered <= --solutions-through;
    solution markers anywhere else in a released Python file stop the release (they would leak);
-3. resets `badges/` and the README progress section to the starting state;
+3. resets `badges/` and the README progress section to the starting state, as the grader writes it
+   before any grading (`tito grade --reset`: every module at 0, every milestone locked);
 4. writes `grading/manifest.json` = {"files": {path: sha256}} of the PROTECTED files, which the
    student-side grader compares against to show tampering.
 
 The output is deterministic: the same input gives byte-identical files (sorted, no timestamps,
 normalised file modes), so re-releasing into the template repository's checkout only changes what
 really changed. An existing non-empty --out is only replaced with --force; its `.git` is kept, so
-you can release straight into a clone of the template repository.
+you can release straight into a clone of the template repository. Release from a clean checkout:
+untracked files that .gitignore does not exclude are released too.
+
+Solution markers are allowed only in the module source files named in course.yaml; what is left out
+(INSTRUCTOR_ONLY) and what is protected (PROTECTED) are the two tables below, nowhere else.
 """
 from __future__ import annotations
 
@@ -295,7 +300,7 @@ def build_release(out: str | Path, source: str | Path = REPO_ROOT, solutions_thr
             data = reset_readme(data.decode("utf-8"), course).encode("utf-8")
         planned[rel] = (data, _file_mode(src))
     for m in course.modules:
-        if m.source not in planned and (source / m.source).exists() is False:
+        if not (source / m.source).exists():
             report.warnings.append(f"module {m.id}: its source {m.source} does not exist yet")
 
     manifest = {"files": {rel: hashlib.sha256(data).hexdigest()
@@ -418,7 +423,9 @@ def _cmd_release(args) -> int:
           f"protected files in {MANIFEST}.")
     for w in report.warnings:
         print(f"  note: {w}")
-    problems = check_release(report.out) + find_leaks(report.out, args.source, args.solutions_through)
+    for leak in find_leaks(report.out, args.source, args.solutions_through):
+        print(f"  warning: possible solution text in the release: {leak}", file=sys.stderr)
+    problems = check_release(report.out)
     for p in problems:
         print(f"  PROBLEM: {p}", file=sys.stderr)
     return 1 if problems else 0

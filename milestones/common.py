@@ -100,7 +100,8 @@ class MilestoneContext:
         """Yield from `iterable` while showing progress with rate and ETA.
 
         On a terminal: one line redrawn in place (`desc [#####.....] 120/469 25.3 it/s ETA 13s`).
-        Otherwise (CI logs, pipes): a plain line about every 10% and at the end, so logs stay short.
+        Otherwise (CI logs, pipes): a plain line at each 10% mark (at most one per 5 s) and at the end,
+        so logs stay short.
         """
         if total is None:
             try:
@@ -109,7 +110,7 @@ class MilestoneContext:
                 total = None
         tty = bool(getattr(self.stream, "isatty", lambda: False)())
         start = self._clock()
-        last_draw = -1.0
+        last_draw = start if not tty else -1.0
         next_mark = 0.1
         count = 0
 
@@ -135,7 +136,9 @@ class MilestoneContext:
                     self.stream.flush()
                     last_draw = now
             elif total and count / total >= next_mark - 1e-9 and count < total:
-                self.log(line())
+                if now - last_draw >= 5.0:  # short loops print only their final line
+                    self.log(line())
+                    last_draw = now
                 while next_mark <= count / total:
                     next_mark += 0.1
         if tty:

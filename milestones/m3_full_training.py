@@ -55,9 +55,13 @@ def build_model(widths=WIDTHS):
 
 
 def channel_stats(x_train: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of the training images on the [0, 1] scale (for Normalize)."""
-    mean = x_train.mean(axis=(0, 2, 3), dtype=np.float64) / 255.0
-    std = x_train.std(axis=(0, 2, 3), dtype=np.float64) / 255.0
+    """Per-channel mean and std of the training images on the [0, 1] scale (for Normalize).
+
+    Estimated on every 5th image: as exact as needed, and without a 1 GB float64 temporary.
+    """
+    sample = x_train[::5].astype(np.float32) / 255.0
+    mean = sample.mean(axis=(0, 2, 3), dtype=np.float64)
+    std = sample.std(axis=(0, 2, 3), dtype=np.float64)
     return mean.tolist(), np.maximum(std, 1e-3).tolist()
 
 

@@ -96,7 +96,7 @@ def test_tampering_changes_nothing(mini, tmp_path, grader):
     assert result["points"] == 4.0 and result["max_points"] == 10.0
     assert result["taken"] == ["tinytorch/alpha.py", "tinytorch/beta.py"]
     assert result["commit"] == git(repo, "rev-parse", "HEAD")
-    assert any("tinytorch/beta.py" in f and "opens a file" in f for f in result["flags"])
+    assert any("tinytorch/beta.py" in f and "badges/progress.json" in f for f in result["flags"])
     assert any("__init__.py differs" in n for n in result["notes"])
     saved = json.loads((tmp_path / "results" / "org__mini-alice.json").read_text())
     assert saved["points"] == 4.0 and saved["schema"] == R.RESULT_SCHEMA
@@ -148,6 +148,18 @@ def test_grader_time_limit(mini, tmp_path):
     # the hidden test (quadruple(0)) hits the per-test limit; the other two pass
     assert r["modules_passed"] == ["01_alpha"]
     assert (r["modules"]["02_beta"]["passed"], r["modules"]["02_beta"]["total"]) == (2, 3)
+
+
+def test_audit_flags_tricks_but_not_the_reference_solution():
+    course = load_course(REPO / "assignments" / "course.yaml")
+    for m in course.modules:
+        if (REPO / m.source).exists():
+            assert R.audit_source((REPO / m.source).read_text(encoding="utf-8"), m.source) == [], m.source
+    tricks = ("import _pytest.reports\nimport atexit, os, sys\n"
+              "def f():\n    sys.modules['grading'] = None\n    os._exit(0)\n    open('.tito/modules.json', 'w')\n")
+    flags = R.audit_source(tricks, "tinytorch/tensor.py")
+    assert [f.split(": ", 1)[1] for f in flags] == ["imports _pytest.reports", "imports atexit", "uses sys.modules",
+                                                    "uses os._exit", "names the path '.tito/modules.json'"]
 
 
 def test_git_token_travels_in_the_environment_only():

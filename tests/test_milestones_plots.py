@@ -36,3 +36,10 @@ def test_degenerate_histories_still_give_valid_svg():
         assert root.tag == f"{NS}svg"
     svg = history_svg([{"epoch": 1, "loss": math.inf}, {"epoch": 2, "loss": 1.0}])
     assert "inf" not in svg.lower()
+
+
+def test_bookkeeping_numbers_are_not_plotted_next_to_accuracies():
+    history = [{"epoch": e, "test_accuracy": 0.5 + e / 10, "images_per_second": 250.0 + e, "train_seconds": 90.0}
+               for e in (1, 2)]
+    texts = [t.text for t in parse(history_svg(history)).iter(f"{NS}text")]
+    assert "test_accuracy" in texts and "images_per_second" not in texts and "train_seconds" not in texts

@@ -107,9 +107,13 @@ def test_release_stubs_excludes_resets_and_writes_manifest(course, tmp_path):
     assert report.stubbed == {"tinytorch/alpha.py": 2, "tinytorch/beta.py": 1}
     # starting state
     readme = (out / "README.md").read_text()
-    assert "old progress" not in readme and "Nothing graded yet" in readme and "More text." in readme
+    assert "old progress" not in readme and "More text." in readme and "0/10" in readme
     assert "<!-- tinytorch:progress:start -->" in readme and "<!-- tinytorch:progress:end -->" in readme
-    assert sorted(p.name for p in (out / "badges").iterdir()) == [".gitkeep"]
+    badges = sorted(p.name for p in (out / "badges").iterdir())
+    assert "modules.svg" in badges and "progress.json" in badges
+    start = json.loads((out / "badges/progress.json").read_text())
+    assert start["totals"]["points"] == 0 and start["totals"]["modules_passed"] == 0
+    assert start["run"] == {"url": None, "github_actions": False}
     # manifest: {"files": {path: sha256}} of exactly the protected files, matching the released bytes
     manifest = json.loads((out / MANIFEST).read_text())
     assert list(manifest) == ["files"]
@@ -161,8 +165,8 @@ def test_solutions_through_keeps_earlier_modules(course, tmp_path):
 
 
 def test_the_stubbed_release_imports_and_its_tests_fail_then_pass_with_solutions(course, tmp_path):
-    """The miniature version of the stub-independence proof, through the tito release command."""
-    from grading.release import main
+    """The miniature version of the stub-independence proof, through the `tito release` command."""
+    from grading.cli import main
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "out")}
 
     def outcomes(release):
@@ -209,8 +213,22 @@ def test_leak_check_finds_solution_text_quoted_elsewhere(course, tmp_path):
     build_release(tmp_path / "out", course)
     readme = tmp_path / "out/assignments/02_beta/README.md"
     readme.write_text(readme.read_text() + "\nHint: `twice_of_twice = double(double(x))`\n")
+    assert find_leaks(tmp_path / "out", course) == []  # one short line is an idiom, not a leak
+    readme.write_text(readme.read_text() + "\n```python\n    twice_of_twice = double(double(x))\n"
+                      "    return twice_of_twice\n```\n")
     leaks = find_leaks(tmp_path / "out", course)
     assert len(leaks) == 1 and "assignments/02_beta/README.md" in leaks[0] and "quadruple" in leaks[0]
+
+
+def test_leak_check_finds_a_long_solution_line_anywhere(course, tmp_path):
+    long_line = "twice_of_twice = double(double(x)) + 0 * double(x)  # sixty characters or more"
+    beta = course / "tinytorch/beta.py"
+    beta.write_text(beta.read_text().replace("twice_of_twice = double(double(x))", long_line))
+    build_release(tmp_path / "out", course)
+    assert find_leaks(tmp_path / "out", course) == []
+    (tmp_path / "out/assignments/02_beta/notes.txt").write_text(f"see: {long_line}\n")
+    leaks = find_leaks(tmp_path / "out", course)
+    assert len(leaks) == 1 and "notes.txt" in leaks[0]
 
 
 def test_protected_and_instructor_only_tables():

@@ -136,15 +136,20 @@ def _input_gradient(g: np.ndarray, w: np.ndarray, x_hw: tuple, padding: tuple) -
     kernel rotated by 180 degrees and its channel axes swapped. So: pad g by (k - 1 - padding), take
     its windows (one im2col copy) and do ONE GEMM. No scatter, no col2im. Returns NHWC (N, H, W, C_in).
     """
+    kh, kw = w.shape[2:]
+    gp = _pad_scratch(g, kh - 1 - padding[0], kw - 1 - padding[1], "grad")   # a reused buffer
+    return _correlate_rotated(gp, w, x_hw)
+
+
+def _correlate_rotated(gp: np.ndarray, w: np.ndarray, x_hw: tuple) -> np.ndarray:
+    """The input gradient from the output gradient already padded by k - 1 - padding: (N, H, W, C_in)."""
     # BEGIN SOLUTION
-    N, Ho, Wo, C_out = g.shape
+    N, C_out = gp.shape[0], gp.shape[3]
     _, C_in, kh, kw = w.shape
     H, W = x_hw
-    ph, pw = kh - 1 - padding[0], kw - 1 - padding[1]
-    gp = _pad_scratch(g, ph, pw, "grad")            # temporaries: reused buffers (see _scratch_buffer)
     # Rotated kernel as rows (kh, kw, C_out) -> C_in: w_rot[i, j, o, c] = w[o, c, kh-1-i, kw-1-j]
     w_rot = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)).reshape(kh * kw * C_out, C_in)
-    cols = _im2col(gp, kh, kw, 1, 1, H, W, out=_scratch_buffer(("gcols",), (N * H * W, kh * kw * C_out), g.dtype))
+    cols = _im2col(gp, kh, kw, 1, 1, H, W, out=_scratch_buffer(("gcols",), (N * H * W, kh * kw * C_out), gp.dtype))
     return (cols @ w_rot).reshape(N, H, W, C_in)
     # END SOLUTION
 
@@ -279,12 +284,17 @@ def _fast_max_pool2x2(ctx, g):
 
 
 # ---- fused convolution + 2x2 max-pool -------------------------------------------------------------------
+_PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))      # the 4 positions of a 2x2 pool window, reading order
+
+
 def conv2d_maxpool2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, padding=0) -> Tensor:
     """max_pool2d(conv2d(x, weight, bias, stride=1, padding), 2) in one op ("conv2d_maxpool2d").
 
-    The pool floors odd sizes (31 -> 15), so the conv's last row/column is never read: we do not
-    compute it (13% of the work at 15x15, 27% at 7x7). Backward un-pools the gradient straight into
-    the conv's output-gradient buffer, then does the conv backward of `conv2d` above.
+    The im2col rows are ordered *phase-major*: first every conv output at the top-left corner of a
+    pool window, then every top-right one, then bottom-left, bottom-right. The GEMM then returns four
+    contiguous (N, Hp, Wp, C_out) blocks and the pool is an element-wise max of four contiguous
+    arrays, and its backward four contiguous masked copies. The pool floors odd sizes (31 -> 15): the
+    conv's last row/column is never read, so it is not computed (13% of the work at 15x15).
     """
     _check_conv("conv2d_maxpool2d", x, weight, bias)
     N, C, H, W = x.shape
@@ -296,12 +306,30 @@ def conv2d_maxpool2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, padd
         raise TensorError(f"conv2d_maxpool2d: the conv output {Ho}x{Wo} is too small for a 2x2 pool "
                           f"(input shape {x.shape}, weight shape {weight.shape})")
     # BEGIN SOLUTION
-    Hu, Wu = Ho // 2 * 2, Wo // 2 * 2                     # the conv outputs the pool uses
-    cols = _im2col(_pad_scratch(nhwc(x.data), ph, pw, "input"), kh, kw, 1, 1, Hu, Wu)
+    Hp, Wp = Ho // 2, Wo // 2
+    xp = _pad_scratch(nhwc(x.data), ph, pw, "input")
+    n, r, c, ch = xp.strides
+    cols = np.empty((4, N, Hp, Wp, kh, kw * C), dtype=xp.dtype)
+    for k, (di, dj) in enumerate(_PHASES):   # windows at stride 2 starting at (di, dj): a view each
+        windows = as_strided(xp[:, di:, dj:], (N, Hp, Wp, kh, kw * C), (n, 2 * r, 2 * c, r, ch), writeable=False)
+        _parallel(lambda lo, hi: np.copyto(cols[k, lo:hi], windows[lo:hi]), N)
+    cols = cols.reshape(4 * N * Hp * Wp, kh * kw * C)
     y = cols @ _weight_rows(weight.data)
     if bias is not None:
         y += bias.data
-    out, code = _pool2x2(y.reshape(N, Hu, Wu, C_out))
+    y = y.reshape(4, N, Hp, Wp, C_out)
+    out = np.empty((N, Hp, Wp, C_out), dtype=y.dtype)
+    code = np.empty((N, Hp, Wp, C_out), dtype=np.uint8)
+
+    def pool(lo, hi):                            # first maximum in reading order wins ties
+        a, b, c_, d = (y[k, lo:hi] for k in range(4))
+        top, bottom = np.maximum(a, b), np.maximum(c_, d)
+        np.maximum(top, bottom, out=out[lo:hi])
+        low = bottom > top
+        right = np.where(low, d > c_, b > a)
+        np.multiply(low.view(np.uint8), np.uint8(2), out=code[lo:hi])
+        code[lo:hi] += right.view(np.uint8)
+    _parallel(pool, N, min_rows=1)
     parents = (x, weight) if bias is None else (x, weight, bias)
     return Tensor._make(_nchw(out), "conv2d_maxpool2d", parents, ((ph, pw), (Ho, Wo), cols, code))
     # END SOLUTION
@@ -312,18 +340,26 @@ def _conv2d_maxpool2d(ctx, g):
     # BEGIN SOLUTION
     x, weight = ctx.parents[:2]
     bias = ctx.parents[2] if len(ctx.parents) == 3 else None
-    padding, (Ho, Wo), cols, code = ctx.saved
-    N, C_out = g.shape[:2]
-    Hu, Wu = 2 * g.shape[2], 2 * g.shape[3]
-    gy = _unpool2x2(nhwc(g), code, np.empty((N, Hu, Wu, C_out), dtype=g.dtype))  # every entry written
+    (ph, pw), (Ho, Wo), cols, code = ctx.saved
+    N, C_out, Hp, Wp = g.shape
+    g_nhwc = nhwc(g)
+    gy = np.empty((4, N, Hp, Wp, C_out), dtype=g.dtype)      # phase-major, like the forward's rows
+
+    def unpool(lo, hi):
+        for k in range(4):
+            np.multiply(g_nhwc[lo:hi], code[lo:hi] == k, out=gy[k, lo:hi])
+    _parallel(unpool, N, min_rows=1)
     gw, gb = _conv_param_grads(weight, bias, cols, gy.reshape(-1, C_out))
     gx = None
     if x.requires_grad:
-        if (Hu, Wu) != (Ho, Wo):       # the conv outputs the pool skipped get a zero gradient
-            full = np.zeros((N, Ho, Wo, C_out), dtype=g.dtype)
-            full[:, :Hu, :Wu] = gy
-            gy = full
-        gx = _nchw(_input_gradient(gy, weight.data, x.shape[2:], padding))
+        # Scatter the four phases into the spatial output gradient, directly inside the zero-bordered
+        # buffer the input-gradient convolution reads (outputs the pool skipped stay zero).
+        kh, kw = weight.shape[2:]
+        qh, qw = kh - 1 - ph, kw - 1 - pw
+        gp = _scratch_buffer(("grad-pool", qh, qw), (N, Ho + 2 * qh, Wo + 2 * qw, C_out), g.dtype, zero=True)
+        for k, (di, dj) in enumerate(_PHASES):
+            gp[:, qh + di:qh + 2 * Hp:2, qw + dj:qw + 2 * Wp:2] = gy[k]
+        gx = _nchw(_correlate_rotated(gp, weight.data, x.shape[2:]))
     return (gx, gw) if bias is None else (gx, gw, gb)
     # END SOLUTION
 
