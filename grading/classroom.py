@@ -345,6 +345,18 @@ def integrity(gh: GitHub, tmpl: TemplateInfo, org: str, name: str, head_sha: str
     return problems
 
 
+def hand_written_badges(gh: GitHub, org: str, name: str) -> list[str]:
+    """badges/ is written by the grader's commit-back (github-actions[bot]) only; anything else is suspect.
+
+    A heuristic: commit authors can be forged; `regrade` is the authority.
+    """
+    last = gh.commits(org, name, path="badges", limit=1)
+    if last and last[0].get("parents") and not _is_bot(last[0]):
+        who = (last[0].get("author") or {}).get("login") or last[0]["commit"]["author"].get("name", "?")
+        return [f"badges/ last changed by {who} in {last[0]['sha'][:7]}, not by the grader"]
+    return []
+
+
 def _default_ref(gh: GitHub, owner: str, name: str) -> str:
     repo = gh.get_repo(owner, name) or {}
     return repo.get("default_branch") or "main"
@@ -413,6 +425,7 @@ def build_roster(gh: GitHub, students: list[Student], org: str, prefix: str, tem
                         if item in now_items and item not in progress_at(gh, org, name, when, course, cache)]
                 row["late"] = " ".join(late)
             problems = integrity(gh, tmpl, org, name, head_sha) if head_sha else ["empty repository"]
+            problems += hand_written_badges(gh, org, name)
             row["integrity"] = "ok" if not problems else "; ".join(problems)
             graded = any(int(v.get("total") or 0) > 0 for v in summary["modules"].values())
             row["status"] = "ok" if graded else "not graded yet"

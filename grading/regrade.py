@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from grading.course import REPO_ROOT, Course, load_course
 from grading.state import atomic_write_json, atomic_write_text

@@ -36,7 +36,7 @@ from pathlib import Path, PurePosixPath
 
 from grading.course import REPO_ROOT, Course, load_course
 from grading.solutions import SolutionMarkerError, find_blocks, marker_lines, transform
-from grading.state import atomic_write_json, atomic_write_text
+from grading.state import atomic_write_json
 
 # ---- the one list of what the student template leaves out ------------------------------------------
 # (pattern, why). A pattern ending in "/" is a folder; others are fnmatch patterns on the path.
@@ -331,11 +331,12 @@ def solution_texts(source: str | Path = REPO_ROOT, through: int | None = None) -
 
 
 def find_leaks(release_dir: str | Path, source: str | Path = REPO_ROOT, through: int | None = None,
-               long_line: int = 60, run: int = 3) -> list[str]:
+               long_line: int = 60, run: int = 3, run_chars: int = 100) -> list[str]:
     """Places in the release where text of a withheld solution still appears.
 
-    Reported: a solution block's body found verbatim anywhere; `run` consecutive lines of a body found
-    consecutively in a released file (copy-paste, e.g. a README quoting the reference code); or a single
+    Reported: a solution block's body found verbatim anywhere; `run` consecutive lines of a body (together
+    at least `run_chars` characters, so boilerplate such as `except BaseException: ... raise` does not
+    count) found consecutively in a released file (e.g. a README quoting the reference code); or a single
     body line of at least `long_line` characters found anywhere. Lines that also appear outside the solution
     blocks of their own file are public and never count; short idioms (`z = z - z.max(...)`) do not either.
     """
@@ -371,7 +372,7 @@ def find_leaks(release_dir: str | Path, source: str | Path = REPO_ROOT, through:
             significant = [ln for ln in lines if len(ln) >= 8 and not ln.startswith("#")]
             for i in range(len(significant) - run + 1):
                 window = significant[i:i + run]
-                if all(ln in public for ln in window):
+                if all(ln in public for ln in window) or sum(map(len, window)) < run_chars:
                     continue
                 for rel, lines_of in stripped.items():
                     if any(lines_of[j:j + run] == window for j in range(len(lines_of) - run + 1)):

@@ -30,7 +30,7 @@ import numpy as np
 import tinytorch as tt
 from tinytorch import kernels
 from tinytorch.data import Compose, DataLoader, Normalize, RandomCrop, RandomHorizontalFlip, TensorDataset, ToFloat
-from tinytorch.layers import Flatten, Linear, Module, Sequential
+from tinytorch.layers import Linear, Module, Sequential
 from tinytorch.optim import SGD, LinearWarmupDecay
 
 EPOCHS = 2
@@ -102,7 +102,7 @@ def run(ctx) -> dict:
     x_train, y_train, x_test, y_test = ctx.load_cifar10()
     mean, std = channel_stats(x_train)
     prepare = Compose([ToFloat(), Normalize(mean, std)]).batch
-    whitening = kernels.patch_whitening(prepare(x_train[:5000]), kernel_size=2)
+    whitening = kernels.patch_whitening(prepare(x_train[:2000]), kernel_size=2)
     model = build_network(whitening)
     train = TensorDataset(x_train, y_train, transform=Compose([
         RandomCrop(32, padding=2), RandomHorizontalFlip(), ToFloat(), Normalize(mean, std)]))
@@ -150,8 +150,14 @@ def run(ctx) -> dict:
         if step >= total_steps:
             break
     train_time = ctx.elapsed() - start
+    try:                                   # peak resident memory of this process (Linux: KiB)
+        import resource
+        peak_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    except (ImportError, AttributeError):  # Windows has no `resource`
+        peak_mb = None
     return {"metrics": {"test_accuracy": history[-1]["test_accuracy"]},
             "history": history,
             "details": {"parameters": int(sum(p.size for p in model.parameters())), "steps": step,
                         "epochs_planned": epochs, "batch_size": batch_size, "train_and_eval_seconds": round(train_time, 1),
-                        "seconds_per_step": round(train_time / max(step, 1), 3), "test_time_flip": True}}
+                        "seconds_per_step": round(train_time / max(step, 1), 3), "test_time_flip": True,
+                        "peak_memory_mb": peak_mb}}

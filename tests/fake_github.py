@@ -14,16 +14,20 @@ the next `times` matching requests get that answer instead of the real one. Ever
 recorded in `requests` (method, path, query, body) for assertions; the Authorization header is
 checked against the token and not recorded.
 
+Also a miniature two-module course (`make_mini_course`) for the tests of release and regrade.
+
 Endpoints:
   GET    /repos/{owner}/{repo}
   POST   /repos/{template_owner}/{template_repo}/generate
   GET    /repos/{owner}/{repo}/collaborators/{username}
   PUT    /repos/{owner}/{repo}/collaborators/{username}
+  DELETE /repos/{owner}/{repo}/collaborators/{username}
   GET    /repos/{owner}/{repo}/invitations
   PATCH  /repos/{owner}/{repo}/invitations/{invitation_id}
   DELETE /repos/{owner}/{repo}/invitations/{invitation_id}
   GET    /repos/{owner}/{repo}/branches/{branch}/protection
   PUT    /repos/{owner}/{repo}/branches/{branch}/protection
+  DELETE /repos/{owner}/{repo}/branches/{branch}/protection
   GET    /repos/{owner}/{repo}/contents/{path}?ref=
   GET    /repos/{owner}/{repo}/commits?sha=&path=&since=&until=&per_page=&page=
   GET    /repos/{owner}/{repo}/git/trees/{tree_sha}?recursive=1
@@ -557,9 +561,10 @@ class _Handler(BaseHTTPRequestHandler):
         if query.get("path"):
             p = query["path"]
 
-            def touches(c: Commit) -> bool:
+            def touches(c: Commit) -> bool:  # the file `p`, or anything under the folder `p`
                 parent_files = repo.commits[c.parents[0]].files if c.parents else {}
-                return c.files.get(p) != parent_files.get(p)
+                paths = {f for f in set(c.files) | set(parent_files) if f == p or f.startswith(p.rstrip("/") + "/")}
+                return any(c.files.get(f) != parent_files.get(f) for f in paths)
 
             history = [c for c in history if touches(c)]
         if query.get("since"):
@@ -654,7 +659,7 @@ MINI_TESTS = {
 }
 
 
-def make_mini_course(root, grading_src=None, git: bool = False) -> "Path":
+def make_mini_course(root, grading_src=None, git: bool = False):
     """A two-module course at `root`: the real grading/ package, solution blocks, tests, hidden tests."""
     import shutil
     import subprocess

@@ -215,7 +215,7 @@ def course_with_deadlines(template_files):
 
 def test_roster_table(fake, gh, course_with_deadlines, tmp_path):
     course = course_with_deadlines
-    students = [C.Student(u, f"id-{u}", u.title()) for u in ("alice", "bob", "carol", "dave", "erin")]
+    students = [C.Student(u, f"id-{u}", u.title()) for u in ("alice", "bob", "carol", "dave", "erin", "fred")]
     C.provision(gh, [s for s in students if s.github_username != "dave"], "course/mini", "org", "mini", log=quiet)
     d = lambda day, h=12: datetime(2026, 9, day, h, tzinfo=UTC)  # noqa: E731
     # alice: module 01 passed before its deadline, module 02 + milestone after theirs; the grader's bot commits last
@@ -233,6 +233,8 @@ def test_roster_table(fake, gh, course_with_deadlines, tmp_path):
     files["grading/grade.py"] = b"print('all points')\n"
     files["badges/progress.json"] = progress(True, 3, "passed")
     fake.push("org", "mini-carol", files, author="carol", date=d(8), replace=True, new_root=True)
+    # fred: wrote his own progress.json
+    fake.push("org", "mini-fred", {"badges/progress.json": progress(True, 3, "passed")}, author="fred", date=d(9))
     results = {"org/mini-bob": {"points": 4.0, "commit": "abc123def4567890", "flags": []}}
 
     rows = C.build_roster(gh, students, "org", "mini", "course/mini", course, results, log=quiet)
@@ -246,6 +248,9 @@ def test_roster_table(fake, gh, course_with_deadlines, tmp_path):
     assert "modified: assignments/02_beta/test_02_beta.py" in b["integrity"]
     assert "assignments/02_beta/conftest.py" in b["integrity"] and "tinytorch/sitecustomize.py" in b["integrity"]
     assert b["regrade_points"] == "4" and b["regrade_commit"] == "abc123def456"
+    assert "badges/ last changed by bob" not in b["integrity"]  # the grader wrote bob's badges
+    assert "badges/ last changed by fred" in by["fred"]["integrity"]  # fred wrote his himself
+    assert "modified" not in by["fred"]["integrity"]
     assert "root commit" in c["integrity"] and "grading/grade.py" in c["integrity"]
     assert by["dave"]["status"] == "no repository"
     assert by["erin"]["status"] == "not graded yet" and by["erin"]["points"] == "0"

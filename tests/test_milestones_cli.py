@@ -154,3 +154,17 @@ def test_unknown_milestone_is_a_clear_error(capsys):
     code = runner.main(["start", "9"])
     assert code != 0
     assert "no milestone" in capsys.readouterr().err
+
+
+def test_milestones_readme_agrees_with_course_yaml():
+    """milestones/README.md repeats the victory conditions and budgets for readers; they must match."""
+    import re
+
+    from grading.course import REPO_ROOT
+    text = (REPO_ROOT / "milestones" / "README.md").read_text(encoding="utf-8")
+    for ms in COURSE.milestones:
+        row = next(line for line in text.splitlines() if line.startswith(f"| {ms.number} | {ms.name} |"))
+        for c in ms.victory:
+            found = re.findall(rf"`{c.metric} {re.escape(c.op)} ([0-9.]+)`", row)
+            assert found and float(found[0]) == c.value, (ms.number, str(c), row)
+        assert f"| {ms.budget_seconds:g} s |" in row and ms.badge in row

@@ -33,11 +33,11 @@ from tinytorch.tensor import DEFAULT_FLOAT, Tensor, TensorError, cat, get_rng
 def _ids_array(op: str, ids, num: int) -> np.ndarray:
     arr = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
     if arr.dtype.kind not in "iu":
-        raise TensorError(f"{op}: ids must be integers (token or class indices), got dtype {arr.dtype}; "
-                          "convert with .long() if they hold whole numbers")
+        raise TensorError(f"{op}: ids must be integers (token or class indices), got dtype {arr.dtype} "
+                          f"(ids shape {arr.shape}); convert with .long() if they hold whole numbers")
     if arr.size and (arr.min() < 0 or arr.max() >= num):
         raise TensorError(f"{op}: ids must be in [0, {num}) for a table of {num} rows, got values from "
-                          f"{arr.min()} to {arr.max()}")
+                          f"{arr.min()} to {arr.max()} (ids shape {arr.shape})")
     return arr
 
 

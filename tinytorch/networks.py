@@ -358,7 +358,7 @@ def cross_entropy(logits: Tensor, targets, label_smoothing: float = 0.0, reducti
     t = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
     if t.dtype.kind not in "iu":
         raise TensorError(f"cross_entropy: targets must be integer class indices (e.g. int64), got dtype "
-                          f"{t.dtype}; for one-hot or probability targets take argmax over the class axis, "
+                          f"{t.dtype} (targets shape {t.shape}, logits shape {logits.shape}); for one-hot or probability targets take argmax over the class axis, "
                           "for float labels that hold whole numbers use .long()")
     C = logits.shape[-1]
     if t.shape != logits.shape[:-1]:
@@ -366,7 +366,7 @@ def cross_entropy(logits: Tensor, targets, label_smoothing: float = 0.0, reducti
                           f"(one class index per row of scores; classes on the last axis), got {t.shape}")
     if t.size and (t.min() < 0 or t.max() >= C):
         raise TensorError(f"cross_entropy: targets must be class indices in [0, {C}) for {C} classes, got values "
-                          f"from {t.min()} to {t.max()}")
+                          f"from {t.min()} to {t.max()} (logits shape {logits.shape}, targets shape {t.shape})")
     if not 0.0 <= label_smoothing < 1.0:
         raise TensorError(f"cross_entropy: label_smoothing must be in [0, 1), got {label_smoothing}")
     # BEGIN SOLUTION

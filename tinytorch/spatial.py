@@ -36,8 +36,12 @@ from tinytorch.tensor import DEFAULT_FLOAT, Tensor, TensorError, get_rng
 # ---- helpers given to you (shape checks and memory plumbing) ---------------------------------------
 def _pair(value, name: str, op: str, minimum: int = 1) -> tuple[int, int]:
     """3 -> (3, 3); (2, 1) stays; anything else is a teaching error."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or any(int(v) != v or v < minimum for v in pair):
+    try:
+        pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+        bad = len(pair) != 2 or any(int(v) != v or v < minimum for v in pair)
+    except (TypeError, ValueError):  # 1.5, None, "ab": not a size at all
+        bad = True
+    if bad:
         raise TensorError(f"{op}: {name} must be an int >= {minimum} or a pair of them, got {value!r}")
     return int(pair[0]), int(pair[1])
 
