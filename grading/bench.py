@@ -548,9 +548,16 @@ def markdown_table(rows: list[list[str]]) -> str:
 
 def markdown_report(info: dict, rows: list[dict], scaling: list[dict], command: str) -> str:
     machine = ", ".join(f"{k}: {v}" for k, v in info.items())
+    load = max(info.get("load_average_at_start") or 0, info.get("load_average_at_end") or 0)
+    busy = []
+    if load > 0.5 * (info.get("cores") or 1):
+        busy = [f"**Measured on a busy machine** (load average up to {load:.1f} on {info.get('cores')} cores, other jobs "
+                "running). PyTorch's OpenMP threads suffer more than NumPy from sharing cores, so these ratios flatter "
+                "TinyTorch and the absolute times are inflated: regenerate on a quiet machine before quoting them.", ""]
     parts = [
         "# Benchmarks",
         "",
+        *busy,
         "TinyTorch (NumPy) next to PyTorch on the same machine, in the same process, interleaved, with the same",
         "number of threads. Ratio = TinyTorch median / PyTorch median (lower is better; issue 7's targets: conv",
         "layers and the milestone-4 step <= 2.0, GPT step <= 2.5, tiny-op overhead <= 30 us). Timings on a shared",

@@ -559,7 +559,7 @@ def grade_milestones(root: Path, course: Course, modules: dict[str, ModuleGrade]
 # 3. integrity, commit, progress.json
 # =====================================================================================================
 
-SUSPICIOUS_NAMES = ("conftest.py", "pytest.ini", "tox.ini", "sitecustomize.py", "usercustomize.py")
+SUSPICIOUS_NAMES = ("conftest.py", "pytest.ini", "tox.ini", "setup.cfg", "sitecustomize.py", "usercustomize.py")
 _SKIP_DIRS = {".git", ".tito", "__pycache__", "node_modules", ".venv", "venv", "env", ".hypothesis",
               ".pytest_cache", "build", "dist", ".mypy_cache", ".ruff_cache"}
 

@@ -45,7 +45,15 @@ from tinytorch.tensor import DEFAULT_FLOAT, Tensor, TensorError, get_rng, grad_m
 
 
 # ---- plumbing: all cores for memory-bound copies, and reused scratch buffers (given to you) -------------
-_WORKERS = max(1, min(4, os.cpu_count() or 1))
+def _thread_count() -> int:
+    """As many threads as BLAS uses: OPENBLAS_NUM_THREADS / OMP_NUM_THREADS when set, else the cores."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        if os.environ.get(var, "").isdigit() and int(os.environ[var]) > 0:
+            return min(4, int(os.environ[var]))
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+_WORKERS = _thread_count()
 _pool: ThreadPoolExecutor | None = None
 
 
