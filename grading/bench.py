@@ -553,7 +553,8 @@ def markdown_report(info: dict, rows: list[dict], scaling: list[dict], command: 
     if load > 0.5 * (info.get("cores") or 1):
         busy = [f"**Measured on a busy machine** (load average up to {load:.1f} on {info.get('cores')} cores, other jobs "
                 "running). PyTorch's OpenMP threads suffer more than NumPy from sharing cores, so these ratios flatter "
-                "TinyTorch and the absolute times are inflated: regenerate on a quiet machine before quoting them.", ""]
+                "TinyTorch and the absolute times are inflated: regenerate on a quiet machine before quoting them (for "
+                "steadier single-core numbers on a busy machine: `OPENBLAS_NUM_THREADS=1 tito bench --cpu-time`).", ""]
     parts = [
         "# Benchmarks",
         "",

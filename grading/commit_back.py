@@ -160,6 +160,10 @@ def commit_back(repo: Path | str, branch: str, remote: str = "origin", attempts:
                 print("commit-back: rebase conflicted (another grading run changed badges/); "
                       "re-creating the results commit on top of the branch")
                 git(repo, "rebase", "--abort", check=False)
+                if _remote_is_newer(repo, remote, branch, ours):  # the pull fetched again: newer results landed
+                    print("commit-back: the branch already has results for a newer commit; keeping those")
+                    git(repo, "reset", "--hard", f"{remote}/{branch}")
+                    return "newer results already there"
                 if not _rebuild_on_remote(repo, remote, branch, snapshot, section, message):
                     print("commit-back: the branch already has these results")
                     return "nothing to commit"

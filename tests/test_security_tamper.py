@@ -471,7 +471,7 @@ def test_student_side_grader(world, sid, tmp_path):
     else:
         assert tamper["status"] == "clean" and integrity["message"] == "unmodified"
     if s.student == "overwritten":   # hand-written results are replaced by this run's results
-        assert progress["totals"]["points"] == 5 and progress["tamper"]["status"] == "clean"
+        assert progress["totals"]["points"] == 5.4 and progress["tamper"]["status"] == "clean"  # 5 + 4 x 1/10
         assert "100/100" not in (checkout / "README.md").read_text(encoding="utf-8")
         for name in ("points", "modules", "neural-network-engineer"):
             badge = json.loads((checkout / "badges" / f"{name}.json").read_text())

@@ -324,8 +324,12 @@ class Module:
         path = os.fspath(path)
         if not os.path.exists(path):
             raise FileNotFoundError(f"{type(self).__name__}.load: no file at {path!r}")
-        with np.load(path, allow_pickle=False) as archive:
-            state = {key: archive[key] for key in archive.files}
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                state = {key: archive[key] for key in archive.files}
+        except Exception as exc:  # truncated or not an .npz (BadZipFile, EOFError, ValueError, ...)
+            raise StateDictError(f"{type(self).__name__}.load: {path} is not a readable .npz written by save() "
+                                 f"({type(exc).__name__}: {exc}); the file is damaged or incomplete") from None
         self.load_state_dict(state, strict=strict)
         return self
 
