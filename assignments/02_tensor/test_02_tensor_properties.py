@@ -9,15 +9,19 @@ When a property fails, Hypothesis prints the smallest input it found that breaks
 """
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tinytorch.tensor import Tensor, TensorError, cat
 
+# No shrinking: examples are derandomized (reproducible) and shrinking the failures of an unfinished
+# function would cost tens of seconds per test before the first useful message.
+NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
+
 # derandomize: the same examples on every run, so a grade never depends on luck; no example database files
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+                    suppress_health_check=[HealthCheck.too_slow], phases=NO_SHRINK)
 
 BINARY = {"add": (lambda a, b: a + b, np.add), "sub": (lambda a, b: a - b, np.subtract),
           "mul": (lambda a, b: a * b, np.multiply), "div": (lambda a, b: a / b, np.true_divide),
