@@ -157,13 +157,13 @@ def commit_back(repo: Path | str, branch: str, remote: str = "origin", attempts:
                 return "newer results already there"
             pull = _bot(repo, "pull", "--rebase", "--autostash", remote, branch, check=False)
             if pull.returncode != 0:
-                print("commit-back: rebase conflicted (another grading run changed badges/); "
-                      "re-creating the results commit on top of the branch")
                 git(repo, "rebase", "--abort", check=False)
                 if _remote_is_newer(repo, remote, branch, ours):  # the pull fetched again: newer results landed
                     print("commit-back: the branch already has results for a newer commit; keeping those")
                     git(repo, "reset", "--hard", f"{remote}/{branch}")
                     return "newer results already there"
+                print("commit-back: rebase conflicted (another grading run changed badges/); "
+                      "re-creating the results commit on top of the branch")
                 if not _rebuild_on_remote(repo, remote, branch, snapshot, section, message):
                     print("commit-back: the branch already has these results")
                     return "nothing to commit"

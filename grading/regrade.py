@@ -42,10 +42,12 @@ RESULT_SCHEMA = 1
 # What a module source has no business touching: the test machinery, the grader, interpreter start-up,
 # process exit, or the grader's output files. (The reference solution triggers none of these.)
 SUSPICIOUS_IMPORTS = {"pytest", "_pytest", "pluggy", "grading", "pytest_jsonreport", "atexit", "ctypes", "gc",
-                      "builtins", "sitecustomize", "usercustomize", "hypothesis"}
+                      "builtins", "sitecustomize", "usercustomize", "hypothesis", "subprocess", "signal"}
 SUSPICIOUS_ATTRS = {("os", "_exit"), ("sys", "modules"), ("sys", "settrace"), ("sys", "setprofile"),
                     ("sys", "_getframe"), ("sys", "__stdout__"), ("sys", "meta_path"), ("sys", "path_hooks"),
-                    ("os", "kill"), ("os", "fork"), ("os", "setsid"), ("os", "killpg")}
+                    ("os", "kill"), ("os", "fork"), ("os", "setsid"), ("os", "killpg"), ("sys", "argv"),
+                    ("os", "abort"), ("os", "system"), ("os", "popen"), ("os", "posix_spawn"), ("os", "execv"),
+                    ("os", "execve"), ("os", "execvp"), ("os", "execl"), ("os", "execlp")}
 SUSPICIOUS_NAMES = {"__builtins__", "__import__", "exec", "eval"}
 SUSPICIOUS_PATH_WORDS = ("badges", "progress", "report", "manifest", ".tito", "grading", "assignments", "conftest")
 

@@ -386,7 +386,8 @@ def regrade(w: World, sid: str, repo: Path) -> dict:
 
 def student_side_grade(repo: Path, checkout: Path) -> tuple[subprocess.CompletedProcess, dict]:
     """The student's own copy of `tito grade`, run in a fresh checkout of their repository (as CI does)
-    on GRADED only."""
+    on GRADED only. Student code only ever runs in the grader's children: the grading process itself
+    never imports tinytorch, so nothing in tinytorch/ can patch the code that computes the score."""
     subprocess.run(["git", "clone", "-q", str(repo), str(checkout)], check=True, capture_output=True)
     repo = checkout
     boot = (
@@ -400,7 +401,10 @@ def student_side_grade(repo: Path, checkout: Path) -> tuple[subprocess.Completed
         "keep, load = set(sys.argv[2].split(',')), g.load_course\n"
         "g.load_course = lambda p: (lambda c: Course(c.name, tuple(m for m in c.modules if m.id in keep),\n"
         "                                            c.milestones, c.deadlines))(load(p))\n"
-        "sys.exit(g.grade(g.GradeOptions(skip_milestones=True, run_timeout=300), root=root))\n")
+        "rc = g.grade(g.GradeOptions(skip_milestones=True, run_timeout=300), root=root)\n"
+        "student_code = sorted(m for m in sys.modules if m.split('.')[0] == 'tinytorch')\n"
+        "assert not student_code, f'the grader process imported student code: {student_code}'\n"
+        "sys.exit(rc)\n")
     env = {k: v for k, v in clean_env(repo).items() if k != "PYTHONPATH"}
     result = subprocess.run([sys.executable, "-c", boot, str(repo), ",".join(GRADED)], cwd=repo, env=env,
                             capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=600)
@@ -426,6 +430,13 @@ def roster_row(w: World, sid: str, repo: Path) -> dict:
                     message="my work")
     rows = C.build_roster(w.gh, [C.Student(sid)], ORG, PREFIX, TEMPLATE, w.course, log=quiet)
     return rows[0]
+
+
+def roster_with_regrade(w: World, sid: str, result: dict) -> dict:
+    """The roster row when the instructor passes the regrade results (`roster --results`)."""
+    roster_row(w, sid, student_repo(w, sid))
+    return C.build_roster(w.gh, [C.Student(sid)], ORG, PREFIX, TEMPLATE, w.course,
+                          {result["repository"]: result}, log=quiet)[0]
 
 
 # ---- student side: the manifest check ------------------------------------------------------------------
@@ -480,6 +491,28 @@ def test_student_side_grader(world, sid, tmp_path):
         assert "Points 100/100" not in result.stdout     # the student's output never reaches the grade
 
 
+def test_hand_written_milestone_result_is_reused_student_side(world, tmp_path):
+    """Known gap, shown on purpose: the student-side grader reuses a milestone result from
+    badges/progress.json when its cache key matches, and a student can compute that key. So a hand-written
+    "passed" survives `tito grade` once the milestone's modules pass. The regrade never sees the student's
+    progress.json (only module sources are taken) and the roster flags badges/ not written by the bot."""
+    from grading import grade as G
+    from grading.console import Console
+    from grading.testrun import TestResult
+    repo = student_repo(world, "clean")
+    ms = world.course.milestones[0]
+    modules = {m.id: G.ModuleGrade(m, tests={"t": TestResult("t", "passed")}) for m in world.course.modules}
+    claim = {"status": "passed", "cache_key": G.milestone_cache_key(repo, ms), "seconds": 1.0,
+             "metrics": {c.metric: c.value for c in ms.victory}, "verified_by": "https://example.com/fake-run"}
+    out = G.grade_milestones(repo, world.course, modules, {"milestones": {str(ms.number): claim}},
+                             G.GradeOptions(skip_milestones=True), tmp_path, Console(io.StringIO()), None, None)
+    assert out[str(ms.number)]["status"] == "passed" and out[str(ms.number)]["_reused"]
+    claim["cache_key"] = "0" * 64                               # a stale or made-up key is not reused
+    out = G.grade_milestones(repo, world.course, modules, {"milestones": {str(ms.number): claim}},
+                             G.GradeOptions(skip_milestones=True), tmp_path, Console(io.StringIO()), None, None)
+    assert out[str(ms.number)]["status"] == "not_run"
+
+
 # ---- instructor side: regrade --------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("sid", sorted(set(SCENARIOS) - set(IN_PROCESS_FORGERY)))
@@ -500,6 +533,7 @@ def test_regrade_gives_no_credit_for_work_not_done(world, sid):
         assert key != world.runner.keys[0]
     if sid == "fake-output-from-student-code":
         assert any("badges/progress.json" in f for f in result["flags"]), result["flags"]
+        assert "regrade flags: " in roster_with_regrade(world, sid, result)["integrity"]
     if sid == "init-monkeypatches-pytest":
         assert any("tinytorch/__init__.py differs" in n for n in result["notes"])
     if sid == "sitecustomize":
@@ -514,7 +548,12 @@ def test_in_process_forgery_from_a_module_source_is_flagged(world, sid):
     result = regrade(world, sid, student_repo(world, sid))
     assert result["status"] in ("graded", "graded with a crash")
     assert result["flags"] and all(f.startswith("tinytorch/benchmarking.py:") for f in result["flags"]), result
+    wanted = {"module-source-patches-pytest": ["imports _pytest.reports"],
+              "module-source-fakes-report-and-exits": ["uses sys.argv", "uses os.execv"]}[sid]
+    for flag in wanted:
+        assert any(f.endswith(flag) for f in result["flags"]), result["flags"]
     world.results[sid] = result
+    assert "regrade flags" in roster_with_regrade(world, sid, result)["integrity"]
 
 
 @pytest.mark.slow
@@ -548,11 +587,7 @@ def test_roster_compares_git_blob_hashes(world):
 
 def test_roster_shows_claimed_points_next_to_the_regrade(world):
     sid = "badges-by-hand"
-    repo = student_repo(world, sid)
-    roster_row(world, sid, repo)
-    result = {**world.baseline, "repository": f"{ORG}/{PREFIX}-{sid}"}
-    row = C.build_roster(world.gh, [C.Student(sid)], ORG, PREFIX, TEMPLATE, world.course,
-                         {f"{ORG}/{PREFIX}-{sid}": result}, log=quiet)[0]
+    row = roster_with_regrade(world, sid, {**world.baseline, "repository": f"{ORG}/{PREFIX}-{sid}"})
     assert row["points"] == "100" and row["modules_passed"] == 16       # what the student claims
     assert float(row["regrade_points"]) == world.baseline["points"] < 10  # what the regrade found (GRADED only)
 
