@@ -5,18 +5,20 @@ embeddings and causal multi-head attention with a KV cache (07), autograd (09), 
 TinyGPT composition with its tokenizer and sampler (16).
 What this program does: it reads the corpus (Tiny Shakespeare; where it is unavailable, the Python
 documentation that ships with CPython, `pydoc_data`), holds out the last 10% of the characters,
-and trains a character-level GPT (4 blocks, 4 heads, width 128, context 128: about 0.83 M
-parameters) on random windows of the first 90% with AdamW, for a fixed share of the time budget
-(the learning rate warms up, then follows a cosine over the *time* available, so a slower machine
-trains fewer steps but still finishes its schedule). Then it measures the loss on every character
-of the held-out 10% and writes a sample with the KV cache.
-Metrics: `val_loss` - mean cross-entropy in nats per character on the held-out text (lower is
-better; a uniform guess over 65 characters is ln 65 = 4.17); `readability` - the share of words of
-the generated sample (temperature 0.8) that occur in the training text.
+and trains a character-level GPT (4 blocks, 4 heads, width 128, context 64: 0.82 M parameters) on
+random windows of the first 90% with AdamW. It trains for the time budget minus what the final
+evaluation needs (the learning rate warms up, then follows a cosine over the *time* available, so a
+slower machine trains fewer steps but still finishes its schedule), in many small steps (12
+windows of 64 characters): on a CPU, more updates per second beat bigger batches. Then it measures
+the loss on every character of the held-out 10% and samples text with the KV cache.
+Metrics: `val_loss` - mean cross-entropy in nats per character over the held-out text, in windows
+of the context length (lower is better; a uniform guess over 65 characters is ln 65 = 4.17);
+`readability` - the share of the words of 8 samples of 400 characters (temperature 0.7) that occur
+in the training text. Readability at temperature 1.0 is reported in the details for comparison.
 Victory (assignments/course.yaml): val_loss <= 1.80 and readability >= 0.80 on Tiny Shakespeare.
-On the offline corpus (pydoc_data) the numbers are not comparable - code and prose in English
-with a richer character set; the equivalent bar measured with the reference framework is stated in
-milestones/README.md ("Milestone 5 on the offline corpus").
+On the offline corpus (pydoc_data: English prose mixed with code, 103 distinct characters) the
+same recipe reaches different numbers; the equivalent bar, calibrated with the reference
+framework, is stated in milestones/README.md ("Milestone 5 on the offline corpus").
 """
 from __future__ import annotations
 
@@ -30,21 +32,23 @@ CAPABILITIES = [
     "generate new text one character at a time with temperature, top-k and a KV cache",
     "measure a language model honestly: loss per character on text it never saw",
 ]
-MODEL = dict(context_length=128, dim=128, layers=4, heads=4)        # ~0.83 M parameters at 65 characters
+MODEL = dict(context_length=64, dim=128, layers=4, heads=4)   # 0.82 M parameters at 65 characters
 TINY_MODEL = dict(context_length=32, dim=32, layers=2, heads=4)
-BATCH = 32
+BATCH = 12                   # windows per step: many small steps learn more per second than few big ones
 PEAK_LR = 2e-3
+BETAS = (0.9, 0.99)
 FINAL_LR_FRACTION = 0.1      # the cosine ends at 10% of the peak
 WARMUP_STEPS = 30
 WEIGHT_DECAY = 0.1
 CLIP = 1.0
 HELD_OUT = 0.10              # the last 10% of the characters
+EVAL_BATCH = 64              # windows per forward pass when measuring the held-out loss (no graph)
 RESERVE_SECONDS = 60.0       # first guess of the time the final evaluation and sampling need
-SAMPLE_SECONDS = 10.0        # generating the sample with the KV cache (measured: a few seconds)
+SAMPLE_SECONDS = 10.0        # generating the samples with the KV cache (measured: a few seconds)
 SLACK_SECONDS = 15.0         # margin for a busy machine
 TINY_TRAIN_SECONDS = 4.0
-SAMPLE_ROWS, SAMPLE_CHARS = 4, 300
-TEMPERATURE = 0.8
+SAMPLE_ROWS, SAMPLE_CHARS = 8, 400
+TEMPERATURE = 0.7            # the sample judged for readability
 HISTORY_POINTS = 12          # how many times the held-out loss is estimated during training
 PROBE_WINDOWS = 64           # held-out windows per estimate during training (the final number uses all)
 
@@ -65,8 +69,8 @@ def probe_loss(model, windows: np.ndarray) -> float:
     model.eval()
     total = 0.0
     with tt.no_grad():
-        for i in range(0, len(windows), BATCH):
-            w = windows[i:i + BATCH]
+        for i in range(0, len(windows), EVAL_BATCH):
+            w = windows[i:i + EVAL_BATCH]
             total += float(model.loss(w[:, :-1], w[:, 1:]).item()) * len(w)
     model.train(was_training)
     return total / len(windows)
@@ -101,13 +105,13 @@ def run(ctx) -> dict:
     decay = [p for name, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for name, p in model.named_parameters() if p.ndim < 2]
     optimizer = tt.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY},
-                                {"params": no_decay, "weight_decay": 0.0}], lr=PEAK_LR, betas=(0.9, 0.95))
+                                {"params": no_decay, "weight_decay": 0.0}], lr=PEAK_LR, betas=BETAS)
 
     # Training time: the budget minus a reserve for the final evaluation and sampling. The reserve
     # is re-estimated from the measured cost of each held-out probe (a slower framework needs more).
     available = TINY_TRAIN_SECONDS if ctx.tiny else ctx.time_left()
     reserve = 0.0 if ctx.tiny else RESERVE_SECONDS
-    val_batches = math.ceil(((len(val_ids) - 1) // T) / BATCH)
+    val_batches = math.ceil(((len(val_ids) - 1) // T) / EVAL_BATCH)
     # A fixed probe of windows spread evenly over the held-out text (an unbiased, cheap estimate).
     n_windows = (len(val_ids) - 1) // T
     probe_starts = np.linspace(0, n_windows - 1, min(PROBE_WINDOWS, n_windows)).astype(np.int64) * T
@@ -144,7 +148,7 @@ def run(ctx) -> dict:
         if used >= next_point * train_seconds / HISTORY_POINTS:
             t0 = time.perf_counter()
             val = probe_loss(model, probe)
-            per_batch = (time.perf_counter() - t0) / math.ceil(len(probe) / BATCH)
+            per_batch = (time.perf_counter() - t0) / math.ceil(len(probe) / EVAL_BATCH)
             if not ctx.tiny:   # final evaluation + sampling (~ 4 x 300 tokens) + slack
                 reserve = 1.25 * val_batches * per_batch + SAMPLE_SECONDS + SLACK_SECONDS
             history.append({"step": step, "train_loss": float(np.mean(recent)), "val_loss": val,
@@ -158,30 +162,37 @@ def run(ctx) -> dict:
 
     # The numbers that decide victory: every held-out character, then a sample.
     t0 = time.perf_counter()
-    val_loss = evaluate_loss(model, val_ids, T, batch_size=BATCH)
+    val_loss = evaluate_loss(model, val_ids, T, batch_size=EVAL_BATCH)
     eval_time = time.perf_counter() - t0
     t0 = time.perf_counter()
-    prompt = np.full((SAMPLE_ROWS, 1), tokenizer.encode("\n")[0] if "\n" in tokenizer.stoi else 0)
-    rows = model.generate(prompt, SAMPLE_CHARS if not ctx.tiny else 80, temperature=TEMPERATURE,
-                          rng=np.random.default_rng(ctx.seed + 1))
-    samples = [tokenizer.decode(r[1:]) for r in rows]
-    sample_time = time.perf_counter() - t0
+    newline = tokenizer.stoi.get("\n", 0)
+    n_chars = SAMPLE_CHARS if not ctx.tiny else 80
     known_words = set(words_of(train_text))
-    score = readability("\n".join(samples), known_words)
+    samples, scores = {}, {}
+    for temperature in (TEMPERATURE, 1.0):       # the judged sample, and plain sampling for comparison
+        rows = model.generate(np.full((SAMPLE_ROWS, 1), newline), n_chars, temperature=temperature,
+                              rng=np.random.default_rng(ctx.seed + 1))
+        samples[temperature] = [tokenizer.decode(r[1:]) for r in rows]
+        scores[temperature] = readability("\n".join(samples[temperature]), known_words)
+    sample_time = time.perf_counter() - t0
+    score = scores[TEMPERATURE]
     if recent or not history:   # the last point: steps since the last probe, and the full held-out loss
         history.append({"step": step, "train_loss": float(np.mean(recent)) if recent else float("nan"),
                         "val_loss": val_loss, "lr": optimizer.param_groups[0]["lr"]})
     else:
         history[-1]["val_loss"] = val_loss
-    ctx.log(f"held-out loss {val_loss:.3f} nats/char over {len(val_ids):,} characters; "
-            f"readability {score:.2f} ({len(words_of(' '.join(samples)))} words sampled)")
-    ctx.log("sample:\n" + samples[0][:400])
+    ctx.log(f"held-out loss {val_loss:.3f} nats/char over {len(val_ids):,} characters; readability "
+            f"{score:.2f} at temperature {TEMPERATURE} ({len(words_of(' '.join(samples[TEMPERATURE])))} words; "
+            f"{scores[1.0]:.2f} at temperature 1.0)")
+    ctx.log("sample:\n" + samples[TEMPERATURE][0][:400])
     return {"metrics": {"val_loss": float(val_loss), "readability": float(score)},
             "history": history,
-            "details": {"sample": samples[0], "samples": samples, "corpus": corpus, "parameters": int(params),
+            "details": {"sample": samples[TEMPERATURE][0], "samples": samples[TEMPERATURE], "corpus": corpus,
+                        "parameters": int(params), "readability_at_temperature_1": scores[1.0],
                         "model": {**shape, "vocab_size": tokenizer.vocab_size}, "steps": step,
                         "characters_seen": int(tokens), "epochs": round(tokens / len(train_ids), 3),
                         "train_seconds": round(train_time, 1), "eval_seconds": round(eval_time, 1),
                         "sample_seconds": round(sample_time, 1),
                         "seconds_per_step": round(train_time / max(step, 1), 4),
-                        "temperature": TEMPERATURE, "total_seconds": round(time.perf_counter() - run_start, 1)}}
+                        "temperature": TEMPERATURE, "batch": BATCH, "peak_lr": PEAK_LR,
+                        "total_seconds": round(time.perf_counter() - run_start, 1)}}

@@ -294,7 +294,9 @@ def quantize_model(model: Module, calibration_data, method: str = "minmax", perc
 
     calibration_data: an array/Tensor batch, or an iterable of batches (a few hundred typical inputs);
     they run through the float model once to find each layer's input range (method "minmax" or
-    "percentile"). Layers that are not Linear/Conv2d (ReLU, pooling, ...) stay as they are.
+    "percentile"). Layers that are not Linear/Conv2d (ReLU, pooling, ...) stay as they are, and so
+    do subclasses with extra behaviour (e.g. module 13's fused conv + pool): only exact Linear and
+    Conv2d layers are swapped.
     """
     qmodel = copy.deepcopy(model)
     if isinstance(qmodel, tuple(_QUANTIZABLE)):
