@@ -109,6 +109,8 @@ def test_12_observers_minmax_and_percentile():
     assert 2.5 < hi < 4.0 and -4.0 < lo < -2.5              # the outliers do not stretch the range
     with pytest.raises(ValueError, match="no data"):
         MinMaxObserver().range()
+    scale, zp = affine_qparams(*pct.range())                # the range becomes the int8 mapping
+    assert scale == pytest.approx((hi - lo) / 255) and -128 <= zp <= 127
 
 
 # ---- quantized layers --------------------------------------------------------------------------------------
