@@ -293,6 +293,25 @@ def predict_in_batches(model, images: np.ndarray, prepare: Callable[[np.ndarray]
     return out
 
 
+
+def classify_test_set(model, images: np.ndarray, labels: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray],
+                      batch_size: int, ctx: MilestoneContext | None = None) -> tuple[np.ndarray, float, list]:
+    """Predict every test image in batches: (predicted classes, accuracy, running-accuracy history).
+
+    The history has one entry per batch ({"epoch": 1, "batch", "images", "test_accuracy"}), the
+    accuracy over the images seen so far, so an inference milestone has a curve to plot.
+    """
+    history, correct = [], 0
+
+    def record(i, rows, predicted):
+        nonlocal correct
+        correct += int((predicted == labels[rows]).sum())
+        seen = int(rows[-1]) + 1
+        history.append({"epoch": 1, "batch": i + 1, "images": seen, "test_accuracy": correct / seen})
+
+    predicted = predict_in_batches(model, images, prepare, batch_size, ctx, desc="inference", on_batch=record)
+    return predicted, float((predicted == labels).mean()), history
+
 def count_parameters(model) -> int:
     return int(sum(np.asarray(p.data).size for p in model.parameters()))
 

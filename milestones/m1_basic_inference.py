@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from milestones.common import count_parameters, load_weights, predict_in_batches
+from milestones.common import classify_test_set, count_parameters, load_weights
 
 CAPABILITIES = [
     "turn raw pixels into predictions with a network built from your own layers",
@@ -53,15 +53,7 @@ def run(ctx) -> dict:
     params = count_parameters(model)
     ctx.log(f"MLP {'-'.join(map(str, SIZES))}: {params:,} parameters; classifying {len(x_test):,} test images")
 
-    history, correct_so_far = [], [0]
-
-    def record(i, rows, predicted):
-        correct_so_far[0] += int((predicted == y_test[rows]).sum())
-        seen = int(rows[-1]) + 1
-        history.append({"epoch": 1, "batch": i + 1, "images": seen, "test_accuracy": correct_so_far[0] / seen})
-
-    predicted = predict_in_batches(model, x_test, prepare, BATCH, ctx, desc="inference", on_batch=record)
-    accuracy = float((predicted == y_test).mean())
+    predicted, accuracy, history = classify_test_set(model, x_test, y_test, prepare, BATCH, ctx)
     per_class = {str(c): float((predicted[y_test == c] == c).mean()) for c in range(10) if (y_test == c).any()}
     ctx.log(f"test accuracy {accuracy:.4f} on {len(y_test):,} images")
     return {"metrics": {"test_accuracy": accuracy},

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from milestones.common import count_parameters, load_weights, predict_in_batches
+from milestones.common import classify_test_set, count_parameters, load_weights
 
 CAPABILITIES = [
     "run convolutions and pooling over real images, vectorized (no loops over pixels)",
@@ -60,15 +60,7 @@ def run(ctx) -> dict:
     ctx.log(f"CNN: {params:,} parameters (milestone 1's MLP: {mlp:,}, {mlp / params:.1f}x more); "
             f"classifying {len(x_test):,} test images")
 
-    history, correct_so_far = [], [0]
-
-    def record(i, rows, predicted):
-        correct_so_far[0] += int((predicted == y_test[rows]).sum())
-        seen = int(rows[-1]) + 1
-        history.append({"epoch": 1, "batch": i + 1, "images": seen, "test_accuracy": correct_so_far[0] / seen})
-
-    predicted = predict_in_batches(model, x_test, prepare, BATCH, ctx, desc="inference", on_batch=record)
-    accuracy = float((predicted == y_test).mean())
+    predicted, accuracy, history = classify_test_set(model, x_test, y_test, prepare, BATCH, ctx)
     comparison = (f"this CNN has {params:,} parameters, milestone 1's MLP has {mlp:,}: "
                   f"{mlp / params:.1f}x fewer parameters with convolutions")
     ctx.log(f"test accuracy {accuracy:.4f}; {comparison}")
