@@ -587,9 +587,8 @@ def _max_pool2d(ctx, g):
     # BEGIN SOLUTION
     x = ctx.parents[0]
     kernel, stride, padding, index = ctx.saved
-    kw = kernel[1]
     g_nhwc = g.transpose(0, 2, 3, 1)
-    return (_scatter_windows(lambda i, j: np.where(index == i * kw + j, g_nhwc, 0),
+    return (_scatter_windows(lambda i, j: g_nhwc * (index == i * kernel[1] + j),
                              x.shape, kernel, stride, padding, g.dtype),)
     # END SOLUTION
 
@@ -606,22 +605,28 @@ def _avg_pool2d(ctx, g):
 
 @gradient_of("batch_norm2d")
 def _batch_norm2d(ctx, g):
-    """Parents (x, weight, bias); saved (xhat, rstd, training). Closed form over (N, H, W):
-    dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) in training (the batch statistics
-    depend on x), dx = rstd * dxhat in evaluation (the running statistics are constants)."""
+    """Parents (x, weight, bias); saved (xhat, rstd, training), xhat an (M, C) matrix of NHWC rows,
+    M = N*H*W. Closed form, with the means over the M rows:
+    dx = w * rstd * (g - mean(g) - xhat * mean(g * xhat)) in training (the batch statistics depend
+    on x), dx = w * rstd * g in evaluation (the running statistics are constants)."""
     # BEGIN SOLUTION
+    from tinytorch.spatial import column_sums
     x, weight, bias = ctx.parents
     xhat, rstd, training = ctx.saved
-    axes = (0, 2, 3)
-    gw = (g * xhat).sum(axis=axes) if weight.requires_grad else None
-    gb = g.sum(axis=axes) if bias.requires_grad else None
+    M, C = xhat.shape
+    g_rows = _nhwc_rows(g)                                                # (M, C)
+    gb = column_sums(g_rows)                                              # dL/d bias
+    gw = np.einsum("ij,ij->j", g_rows, xhat)                              # dL/d weight
     gx = None
     if x.requires_grad:
-        shape = (1, -1, 1, 1)
-        gxhat = g * weight.data.astype(g.dtype).reshape(shape)
         if training:
-            gxhat = (gxhat - gxhat.mean(axis=axes, keepdims=True)
-                     - xhat * (gxhat * xhat).mean(axis=axes, keepdims=True))
-        gx = gxhat * rstd.reshape(shape)
-    return gx, gw, gb
+            gx = xhat * (-gw / M)
+            gx += g_rows
+            gx -= gb / M
+        else:
+            gx = g_rows.copy()
+        gx *= (weight.data * rstd).astype(g.dtype)
+        N, _, H, W = x.shape
+        gx = gx.reshape(N, H, W, C).transpose(0, 3, 1, 2)
+    return gx, (gw if weight.requires_grad else None), (gb if bias.requires_grad else None)
     # END SOLUTION
