@@ -67,13 +67,39 @@ class Milestone:
     requires: tuple[str, ...]
     victory: tuple[Condition, ...]
     budget_seconds: float
+    # A milestone whose data may differ (milestone 5 falls back to an offline corpus) can give another,
+    # calibrated bar per data set: {"pydoc_data": (Condition, ...)}. `victory` is the bar otherwise.
+    victory_by_corpus: tuple[tuple[str, tuple[Condition, ...]], ...] = ()
 
-    def passed(self, metrics: dict) -> bool:
-        return all(c.holds(metrics.get(c.metric)) for c in self.victory)
+    def conditions(self, corpus: str | None = None) -> tuple[Condition, ...]:
+        """The victory conditions that judge a run on `corpus` (None or unknown: the default bar)."""
+        return dict(self.victory_by_corpus).get(corpus, self.victory) if corpus else self.victory
+
+    def passed(self, metrics: dict, corpus: str | None = None) -> bool:
+        return all(c.holds(metrics.get(c.metric)) for c in self.conditions(corpus))
+
+    def unmet(self, metrics: dict, corpus: str | None = None) -> list[Condition]:
+        return [c for c in self.conditions(corpus) if not c.holds(metrics.get(c.metric))]
+
+    def thresholds_for(self, corpus: str | None = None) -> dict:
+        return {c.metric: {"op": c.op, "value": c.value} for c in self.conditions(corpus)}
 
     @property
     def thresholds(self) -> dict:
-        return {c.metric: {"op": c.op, "value": c.value} for c in self.victory}
+        """The default bar as {metric: {op, value}} (see thresholds_for for another corpus)."""
+        return self.thresholds_for(None)
+
+    def describe(self, joiner: str = " and ") -> str:
+        """'val_loss <= 1.8 and readability >= 0.8 (on pydoc_data: val_loss <= 1.32 and ...)'."""
+        text = joiner.join(str(c) for c in self.victory)
+        for corpus, conditions in self.victory_by_corpus:
+            text += f" (on {corpus}: {joiner.join(str(c) for c in conditions)})"
+        return text
+
+    @property
+    def all_thresholds(self) -> dict:
+        """Every bar, for cache keys: {"default": {...}, corpus: {...}}."""
+        return {"default": self.thresholds, **{name: self.thresholds_for(name) for name, _ in self.victory_by_corpus}}
 
 
 @dataclass(frozen=True)
@@ -124,6 +150,17 @@ def _need(entry: dict, key: str, where: str):
     return entry[key]
 
 
+def _conditions(rules, at: str) -> tuple[Condition, ...]:
+    if not isinstance(rules, dict) or not rules:
+        raise CourseError(f"{at} must map metric names to {{op, value}}, got {rules!r}")
+    conditions = []
+    for metric, rule in rules.items():
+        if not isinstance(rule, dict) or rule.get("op") not in _OPS or not isinstance(rule.get("value"), (int, float)):
+            raise CourseError(f"{at}.{metric} must be {{op: '>=' or '<=', value: number}}, got {rule!r}")
+        conditions.append(Condition(str(metric), rule["op"], float(rule["value"])))
+    return tuple(conditions)
+
+
 def parse_course(data: dict, where: str = "course.yaml") -> Course:
     if not isinstance(data, dict):
         raise CourseError(f"{where}: expected a mapping at the top level, got {type(data).__name__}")
@@ -149,14 +186,21 @@ def parse_course(data: dict, where: str = "course.yaml") -> Course:
         for r in requires:
             if r not in ids:
                 raise CourseError(f"{at}: requires unknown module {r!r}")
-        conditions = []
-        for metric, rule in _need(entry, "victory", at).items():
-            if not isinstance(rule, dict) or rule.get("op") not in _OPS or not isinstance(rule.get("value"), (int, float)):
-                raise CourseError(f"{at}: victory.{metric} must be {{op: '>=' or '<=', value: number}}, got {rule!r}")
-            conditions.append(Condition(str(metric), rule["op"], float(rule["value"])))
+        conditions = _conditions(_need(entry, "victory", at), f"{at}: victory")
+        by_corpus = entry.get("victory_by_corpus") or {}
+        if not isinstance(by_corpus, dict):
+            raise CourseError(f"{at}: victory_by_corpus must map a corpus name to conditions, got {by_corpus!r}")
+        alternatives = []
+        for corpus, rules in by_corpus.items():
+            alt = _conditions(rules, f"{at}: victory_by_corpus.{corpus}")
+            if {c.metric for c in alt} != {c.metric for c in conditions}:
+                raise CourseError(f"{at}: victory_by_corpus.{corpus} must judge the same metrics as victory "
+                                  f"({sorted(c.metric for c in conditions)}), got {sorted(c.metric for c in alt)}")
+            alternatives.append((str(corpus), alt))
         milestones.append(Milestone(int(_need(entry, "number", at)), str(_need(entry, "name", at)),
                                     str(_need(entry, "badge", at)), str(_need(entry, "program", at)),
-                                    requires, tuple(conditions), float(_need(entry, "budget_seconds", at))))
+                                    requires, conditions, float(_need(entry, "budget_seconds", at)),
+                                    tuple(alternatives)))
     numbers = {ms.number for ms in milestones}
     for m in modules:
         if m.unlocks is not None and m.unlocks not in numbers:

@@ -50,7 +50,7 @@ from grading.testrun import (Limits, RunResult, TestResult, Watched, child_env, 
 
 PROGRESS_SCHEMA = "tinytorch-progress"
 PROGRESS_VERSION = 1
-CACHE_KEY_VERSION = "tito-milestone-cache-v1"
+CACHE_KEY_VERSION = "tito-milestone-cache-v2"   # v2: per-corpus bars in the key
 MANIFEST = "grading/manifest.json"
 MAX_FAILING_LISTED = 10
 MAX_MODULE_CRASHES = 3
@@ -346,7 +346,7 @@ def milestone_cache_key(root: Path, ms: Milestone, checksums: dict[str, str] | N
     for path in milestone_inputs(root, ms):
         h.update(path.relative_to(root).as_posix().encode() + b"\0")
         h.update(file_sha256(path).encode() + b"\0")
-    h.update(json.dumps(ms.thresholds, sort_keys=True).encode() + b"\0")
+    h.update(json.dumps(ms.all_thresholds, sort_keys=True).encode() + b"\0")
     try:
         program_text = (root / ms.program).read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -443,7 +443,10 @@ def run_milestone(root: Path, ms: Milestone, workdir: Path, opts: GradeOptions, 
         return entry
     metrics = _clean_metrics(data.get("metrics"))
     error = data.get("error") if isinstance(data.get("error"), str) and data.get("error") else None
-    passed = data.get("passed") is True and error is None and ms.passed(metrics)
+    details = data.get("details") if isinstance(data.get("details"), dict) else {}
+    corpus = data.get("corpus") if isinstance(data.get("corpus"), str) else details.get("corpus")
+    corpus = corpus[:100] if isinstance(corpus, str) and corpus else None
+    passed = data.get("passed") is True and error is None and ms.passed(metrics, corpus)
     entry.update({
         "status": "passed" if passed else "failed",
         "metrics": metrics,
@@ -456,16 +459,15 @@ def run_milestone(root: Path, ms: Milestone, workdir: Path, opts: GradeOptions, 
         entry["reason"] = "could not run: " + error_line(error)
         entry["no_cache"] = True
     elif not passed:
-        unmet = [badgelib.describe_condition(c) for c in ms.victory if not c.holds(metrics.get(c.metric))]
+        unmet = [badgelib.describe_condition(c) for c in ms.unmet(metrics, corpus)]
         entry["reason"] = ("victory condition not met: " + ", ".join(unmet)) if unmet else \
             "the milestone reported a failed check (see its output)"
-    details = data.get("details") if isinstance(data.get("details"), dict) else {}
     sample = _clean_sample(details.get("sample"))
     if sample:
         entry["sample"] = sample
-    corpus = data.get("corpus") if isinstance(data.get("corpus"), str) else details.get("corpus")
-    if isinstance(corpus, str) and corpus:
-        entry["corpus"] = corpus[:100]
+    if corpus:
+        entry["corpus"] = corpus
+        entry["thresholds"] = ms.thresholds_for(corpus)
     curve = safe_curve_svg(json_path.with_suffix(".svg"))
     if curve is not None:
         entry["_curve_svg"] = curve  # written to badges/ by write_outputs
@@ -481,7 +483,8 @@ def _previous_milestone(prev: dict, ms: Milestone, root: Path) -> dict | None:
     if not isinstance(entry.get("cache_key"), str) or not isinstance(entry.get("metrics"), dict):
         return None
     metrics = _clean_metrics(entry["metrics"])
-    passed = entry["status"] == "passed" and ms.passed(metrics)
+    corpus = entry["corpus"][:100] if isinstance(entry.get("corpus"), str) and entry["corpus"] else None
+    passed = entry["status"] == "passed" and ms.passed(metrics, corpus)
     url = entry.get("verified_by")
     clean = {
         "status": "passed" if passed else "failed", "cache_key": entry["cache_key"], "metrics": metrics,
@@ -491,13 +494,14 @@ def _previous_milestone(prev: dict, ms: Milestone, root: Path) -> dict | None:
         "commit": entry.get("commit") if isinstance(entry.get("commit"), str) else None,
     }
     if not passed:
-        unmet = [badgelib.describe_condition(c) for c in ms.victory if not c.holds(metrics.get(c.metric))]
+        unmet = [badgelib.describe_condition(c) for c in ms.unmet(metrics, corpus)]
         clean["reason"] = "victory condition not met: " + ", ".join(unmet) if unmet else \
             "the milestone reported a failed check"
     if _clean_sample(entry.get("sample")):
         clean["sample"] = _clean_sample(entry.get("sample"))
-    if isinstance(entry.get("corpus"), str):
-        clean["corpus"] = entry["corpus"][:100]
+    if corpus:
+        clean["corpus"] = corpus
+        clean["thresholds"] = ms.thresholds_for(corpus)
     curve = safe_curve_svg(root / curve_file(ms.number))
     if curve is not None:
         clean["_curve_svg"] = curve
