@@ -548,10 +548,12 @@ def markdown_table(rows: list[list[str]]) -> str:
 
 def markdown_report(info: dict, rows: list[dict], scaling: list[dict], command: str) -> str:
     machine = ", ".join(f"{k}: {v}" for k, v in info.items())
-    load = max(info.get("load_average_at_start") or 0, info.get("load_average_at_end") or 0)
+    # Only the load before we started says whether other jobs were running: the benchmark itself keeps
+    # every core busy, so the load at the end is always about the thread count.
+    load = info.get("load_average_at_start") or 0
     busy = []
     if load > 0.5 * (info.get("cores") or 1):
-        busy = [f"**Measured on a busy machine** (load average up to {load:.1f} on {info.get('cores')} cores, other jobs "
+        busy = [f"**Measured on a busy machine** (load average {load:.1f} at the start on {info.get('cores')} cores, other jobs "
                 "running). PyTorch's OpenMP threads suffer more than NumPy from sharing cores, so these ratios flatter "
                 "TinyTorch and the absolute times are inflated: regenerate on a quiet machine before quoting them (for "
                 "steadier single-core numbers on a busy machine: `OPENBLAS_NUM_THREADS=1 tito bench --cpu-time`).", ""]

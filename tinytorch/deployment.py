@@ -33,7 +33,6 @@ import math
 import os
 import queue
 import sys
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +40,8 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 import numpy as np
+
+from tinytorch.layers import atomic_savez
 
 FORMAT = "tinytorch-artifact"
 FORMAT_VERSION = 1                  # bump when the file layout changes; loaders refuse newer versions
@@ -228,23 +229,10 @@ def save_artifact(model, path, *, input_shape, input_dtype: str = "float32", tas
         "parameters": int(sum(np.asarray(p.data).size for p in model.parameters())),
         "hash": content_hash(architecture, weights),
     }
-    # BEGIN SOLUTION one npz: every weight under "weights/<name>" plus the JSON metadata; temp file + os.replace
+    # BEGIN SOLUTION one npz: every weight under "weights/<name>" plus the JSON metadata, written with atomic_savez
     entries = {WEIGHT_PREFIX + key: value for key, value in weights.items()}
     entries[META_KEY] = np.frombuffer(json.dumps(meta, indent=1).encode("utf-8"), dtype=np.uint8)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".artifact-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **entries)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)       # atomic: readers see the old file or the new one, never a mix
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_savez(path, entries)     # temp file + rename: readers see the old artifact or the new, never a mix
     # END SOLUTION
     return meta
 

@@ -34,6 +34,29 @@ from tinytorch import activations as F
 from tinytorch.tensor import DEFAULT_FLOAT, Tensor, TensorError, get_rng
 
 
+def atomic_savez(path, arrays: dict) -> None:
+    """np.savez(path, **arrays) atomically: write a temporary file in the same folder, fsync, rename.
+
+    A crash or a full disk mid-write leaves the old file (or none), never half a file: `os.replace`
+    is atomic on POSIX and Windows within one folder. Used by Module.save, checkpoints (module 11)
+    and deployment artifacts (module 15).
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 class StateDictError(TensorError):
     """A state dict does not fit the model: keys missing or unexpected, or shapes that differ."""
 
@@ -305,19 +328,7 @@ class Module:
 
     def save(self, path) -> None:
         """Write `state_dict()` to an .npz file, atomically: a crash mid-write leaves the old file."""
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **self.state_dict())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)  # atomic on POSIX and Windows when in the same folder
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_savez(path, self.state_dict())
 
     def load(self, path, strict: bool = True) -> "Module":
         """Load parameters written by `save(path)` (an .npz file); returns self."""

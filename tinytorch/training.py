@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from tinytorch.autograd import no_grad
+from tinytorch.layers import atomic_savez
 from tinytorch.optim import LRScheduler, Optimizer, clip_grad_norm_
 from tinytorch.tensor import Tensor, get_rng
 
@@ -237,24 +236,6 @@ def _from_json(value, arrays):
     return value
 
 
-def _atomic_savez(path: Path, arrays: dict) -> None:
-    """np.savez into a temporary file next to `path`, fsync, then rename over `path` (atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def save_checkpoint(path, model, optimizer: Optimizer | None = None, scheduler: LRScheduler | None = None,
                     epoch: int = 0, history: list | None = None, extra: dict | None = None) -> None:
     """Write model + optimizer + scheduler state, epoch, history and tinytorch's RNG state to ONE .npz.
@@ -273,7 +254,7 @@ def save_checkpoint(path, model, optimizer: Optimizer | None = None, scheduler: 
         "rng": get_rng().bit_generator.state,
     }
     arrays[_META] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    _atomic_savez(Path(path), arrays)
+    atomic_savez(path, arrays)
 
 
 def load_checkpoint(path, model=None, optimizer: Optimizer | None = None, scheduler: LRScheduler | None = None,
