@@ -786,18 +786,20 @@ def announce_unlocks(out: Console, unlocked: list[dict], course: Course, progres
         out.line(out.style(f"{party} MILESTONE UNLOCKED: {entry['badge']} {party}", "bold", "green"))
         out.line(f"Milestone {entry['number']} ({entry['name']}) passed with your own tinytorch"
                  + (f": {entry['headline']}." if entry.get("headline") else "."))
-        nxt = next((progress["milestones"][str(ms.number)] for ms in course.milestones
-                    if progress["milestones"][str(ms.number)]["status"] != "passed"), None)
-        if nxt is not None:
-            hint = "run `tito grade` to try it" if nxt["status"] == "not_run" else nxt.get("reason", "")
-            out.line(f"{out.sym('arrow')} Next: milestone {nxt['number']}, {nxt['name']} "
-                     f"({nxt['badge']}) - {hint}")
-        else:
-            out.line("That was the last one: every milestone of the course is yours.")
         if in_github_actions():
             out.line(actions_command("notice", f"Milestone {entry['number']} ({entry['name']}) passed"
                                      + (f": {entry['headline']}" if entry.get("headline") else ""),
                                      title=f"Milestone unlocked: {entry['badge']}"))
+    if not unlocked:
+        return
+    # once, after every unlock of this run (several can unlock in one push)
+    nxt = next((progress["milestones"][str(ms.number)] for ms in course.milestones
+                if progress["milestones"][str(ms.number)]["status"] != "passed"), None)
+    if nxt is not None:
+        hint = "run `tito grade` to try it" if nxt["status"] == "not_run" else nxt.get("reason", "")
+        out.line(f"{out.sym('arrow')} Next: milestone {nxt['number']}, {nxt['name']} ({nxt['badge']}) - {hint}")
+    else:
+        out.line("That was the last one: every milestone of the course is yours.")
 
 
 def print_report(out: Console, progress: dict, course: Course, reused=frozenset()) -> None:

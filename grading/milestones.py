@@ -341,7 +341,10 @@ def _metric_summary(result: dict | None) -> str:
         return ""
     parts = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
              for k, v in result.get("metrics", {}).items() if k in result.get("thresholds", {})]
-    return ", ".join(parts) + (f" in {result.get('seconds', 0):.0f} s" if "seconds" in result else "")
+    seconds = result.get("seconds")
+    if not isinstance(seconds, (int, float)):
+        return ", ".join(parts)
+    return ", ".join(parts) + (f" in {seconds:.0f} s" if seconds >= 10 else f" in {seconds:.1f} s")
 
 
 def cmd_status(args) -> int:

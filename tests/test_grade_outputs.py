@@ -313,3 +313,26 @@ def test_console_unicode_and_colour_rules(monkeypatch):
     assert not Console(Tty()).color
     assert Console(Tty()).style("x", "red") == "x"
     assert actions_command("notice", "a\nb%", title="t: x, y") == "::notice title=t%3A x%2C y::a%0Ab%25"
+
+
+# --- unlock announcements --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("still_open, closing", [(False, "That was the last one"), (True, "Next: milestone 5")])
+def test_several_unlocks_in_one_run_end_with_one_closing_line(monkeypatch, still_open, closing):
+    import io
+    from grading.console import Console
+    from grading.course import load_course
+    from grading.grade import announce_unlocks
+    course = load_course()      # the real five milestones
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    progress = {"milestones": {str(ms.number): {"number": ms.number, "name": ms.name, "badge": ms.badge,
+                                                "status": "passed", "headline": "ok"}
+                               for ms in course.milestones}}
+    if still_open:
+        progress["milestones"]["5"].update(status="not_run")
+    unlocked = [progress["milestones"][k] for k in ("1", "2", "3")]
+    stream = io.StringIO()
+    announce_unlocks(Console(stream, color=False, unicode=False), unlocked, course, progress)
+    text = stream.getvalue()
+    assert text.count("MILESTONE UNLOCKED") == 3
+    assert text.count(closing) == 1 and closing in text.rstrip().splitlines()[-1]
