@@ -81,6 +81,11 @@ def machine_info(torch=None) -> dict:
             "python": platform.python_version(), "numpy": np.__version__, "blas": _blas(),
             "threads": blas_threads(), "torch": getattr(torch, "__version__", None),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    try:  # the allocator setting changes step times by ~1.5x (tinytorch/runtime.py): record it
+        from tinytorch.runtime import ensure_tuned
+        info["allocator"] = ensure_tuned()
+    except Exception as exc:  # a student's broken tinytorch must not stop the benchmark report
+        info["allocator"] = f"unknown ({type(exc).__name__})"
     if hasattr(os, "getloadavg"):
         info["load_average_at_start"] = round(os.getloadavg()[0], 2)
     return info

@@ -24,7 +24,7 @@ _state = {"tuned": None}
 
 
 def tune_allocator(limit: int = KEEP_BLOCKS_UP_TO) -> str:
-    """Keep freed blocks of up to `limit` bytes for reuse; returns what was done, for logs and `tito doctor`."""
+    """Keep freed blocks of up to `limit` bytes for reuse; returns what was done (`tito bench` records it with the machine)."""
     if os.environ.get("TINYTORCH_ALLOCATOR", "").strip().lower() == "system":
         return "left as is (TINYTORCH_ALLOCATOR=system)"
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
