@@ -139,13 +139,22 @@ def _record(grade, completed: bool) -> dict:
     return entry
 
 
+def _module_with_tests(args):
+    """(course, module) for args.module, or None after saying that its test folder is missing."""
+    course = _course(REPO_ROOT)
+    m = course.module(args.module)
+    if not (REPO_ROOT / m.folder).is_dir():
+        args.console.line(f"{args.console.sym('fail')} no tests for {m.id}: {m.folder}/ does not exist")
+        return None
+    return course, m
+
+
 def cmd_test(args) -> int:
     out, root = args.console, REPO_ROOT
-    course = _course(root)
-    m = course.module(args.module)
-    if not (root / m.folder).is_dir():
-        out.line(f"{out.sym('fail')} no tests for {m.id}: {m.folder}/ does not exist")
+    found = _module_with_tests(args)
+    if found is None:
         return 1
+    course, m = found
     out.line(out.style(f"Testing {m.id} ({m.title}) with your code in {m.source}", "bold"))
     grade, crash = _run(root, course, m, args, echo=lambda line: out.line(line))
     entry = _record(grade, completed=False)
@@ -160,11 +169,10 @@ def cmd_test(args) -> int:
 def cmd_complete(args) -> int:
     from grading.grade import error_line, short_test
     out, root = args.console, REPO_ROOT
-    course = _course(root)
-    m = course.module(args.module)
-    if not (root / m.folder).is_dir():
-        out.line(f"{out.sym('fail')} no tests for {m.id}: {m.folder}/ does not exist")
+    found = _module_with_tests(args)
+    if found is None:
         return 1
+    course, m = found
     out.line(f"Checking {m.id} ({m.title}) as the grader does...")
     grade, crash = _run(root, course, m, args, echo=None)
     entry = _record(grade, completed=True)

@@ -42,6 +42,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tinytorch.runtime import console_safe
+
 DATA_ENV = "TINYTORCH_DATA"
 CACHE_ENV = "TINYTORCH_CACHE"
 
@@ -238,15 +240,6 @@ class _TransferError(Exception):
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
-def _console_safe(text: str, stream) -> str:
-    """`text` in characters the stream can print (a cp1252 or ascii console must never crash us)."""
-    encoding = getattr(stream, "encoding", None) or "ascii"
-    try:
-        return text.encode(encoding, errors="replace").decode(encoding)
-    except LookupError:
-        return text.encode("ascii", errors="replace").decode("ascii")
-
-
 class _ByteProgress:
     """Download progress: a redrawn line on a terminal, a few plain lines otherwise."""
 
@@ -261,7 +254,7 @@ class _ByteProgress:
 
     def _write(self, text: str) -> None:
         try:
-            self.stream.write(_console_safe(text, self.stream))
+            self.stream.write(console_safe(text, self.stream))
             self.stream.flush()
         except (OSError, ValueError):
             pass  # progress is a courtesy: a closed or broken stream must not stop the download
@@ -316,7 +309,7 @@ class Downloader:
             return
         stream = self._stream()
         try:
-            stream.write(_console_safe(text + "\n", stream))
+            stream.write(console_safe(text + "\n", stream))
             stream.flush()
         except (OSError, ValueError):
             pass

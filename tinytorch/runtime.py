@@ -1,4 +1,6 @@
-"""Process settings that make NumPy training fast (infrastructure: nothing here for students to write).
+"""Process plumbing: malloc settings that make NumPy training fast, and console-safe text.
+
+Infrastructure: nothing here for students to write.
 
 Why this exists: every op of this framework returns a *new* array, and a training step of a CNN makes
 dozens of arrays of several megabytes each. glibc's malloc serves blocks that large with a fresh
@@ -42,3 +44,12 @@ def ensure_tuned() -> str:
     if _state["tuned"] is None:
         _state["tuned"] = tune_allocator()
     return _state["tuned"]
+
+
+def console_safe(text: str, stream) -> str:
+    """`text` in characters `stream` can encode: a cp1252 or ASCII console must never crash a long job."""
+    encoding = getattr(stream, "encoding", None) or "ascii"
+    try:
+        return text.encode(encoding, errors="replace").decode(encoding)
+    except LookupError:
+        return text.encode("ascii", errors="replace").decode("ascii")

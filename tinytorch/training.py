@@ -28,6 +28,7 @@ import numpy as np
 from tinytorch.autograd import no_grad
 from tinytorch.layers import atomic_savez
 from tinytorch.optim import LRScheduler, Optimizer, clip_grad_norm_
+from tinytorch.runtime import console_safe
 from tinytorch.tensor import Tensor, get_rng
 
 
@@ -40,15 +41,6 @@ class CheckpointError(ValueError):
 
 
 # ---- console output -----------------------------------------------------------------------------------
-def _console_safe(text: str, stream) -> str:
-    """`text` in characters `stream` can encode: a cp1252 or ASCII console must never crash training."""
-    encoding = getattr(stream, "encoding", None) or "ascii"
-    try:
-        return text.encode(encoding, errors="replace").decode(encoding)
-    except LookupError:
-        return text.encode("ascii", errors="replace").decode("ascii")
-
-
 def _isatty(stream) -> bool:
     try:
         return bool(stream.isatty())
@@ -100,7 +92,7 @@ class ProgressBar:
 
     def _write(self, text: str) -> None:
         try:
-            self.stream.write(_console_safe(text, self.stream))
+            self.stream.write(console_safe(text, self.stream))
             self.stream.flush()
         except (OSError, ValueError):
             pass  # a closed or broken stream must not stop training
@@ -413,7 +405,7 @@ class Trainer:
         if self.progress:
             stream = self.stream if self.stream is not None else sys.stdout
             try:
-                stream.write(_console_safe(text + "\n", stream))
+                stream.write(console_safe(text + "\n", stream))
                 stream.flush()
             except (OSError, ValueError):
                 pass
