@@ -7,8 +7,7 @@ dozens of arrays of several megabytes each. glibc's malloc serves blocks that la
 `mmap` and gives them back to the operating system on `free` (and trims the top of its heap as soon
 as 128 KiB are free there). So every step the kernel maps, zero-fills and page-faults the same
 hundreds of megabytes again. Measured on the milestone-3 network (2-core Linux box, batch 128): a
-step took 216 ms with the defaults and ~155 ms with large blocks kept in the process; PyTorch avoids
-the same cost with its own caching allocator.
+step took 216 ms with the defaults and 125-155 ms with large blocks kept in the process.
 
 `tune_allocator()` raises glibc's mmap and trim thresholds (`mallopt`) so freed blocks are reused.
 `import tinytorch` calls it once. It only applies to Linux with glibc (elsewhere it does nothing and
