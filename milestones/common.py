@@ -203,8 +203,9 @@ class MilestoneContext:
                 if not text:
                     raise MilestoneDataMissing("tinyshakespeare.txt is empty")
             except MilestoneDataMissing as exc:
-                self.log(f"Tiny Shakespeare is not available ({str(exc).splitlines()[0]}); "
-                         "using the offline default corpus instead.")
+                reason = str(exc).splitlines()[0].rstrip(".")
+                self.log(f"Tiny Shakespeare is not available ({reason}); using the offline default corpus, "
+                         "pydoc_data, which has its own bar in course.yaml")
                 text, name = pydoc_corpus(), "pydoc_data"
         self.corpus = name
         return text, name

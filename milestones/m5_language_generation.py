@@ -100,8 +100,6 @@ def run(ctx) -> dict:
     T = shape["context_length"]
     ctx.log(f"corpus {corpus}: {len(train_text):,} training and {len(val_text):,} held-out characters, "
             f"{tokenizer.vocab_size} distinct")
-    if corpus == "pydoc_data":
-        ctx.log("note: this corpus is judged by its own calibrated bar (course.yaml, victory_by_corpus)")
     ctx.log(f"GPT: {shape['layers']} blocks, {shape['heads']} heads, width {shape['dim']}, context {T}: "
             f"{params:,} parameters")
 
