@@ -76,7 +76,7 @@ class Milestone:
         return dict(self.victory_by_corpus).get(corpus, self.victory) if corpus else self.victory
 
     def passed(self, metrics: dict, corpus: str | None = None) -> bool:
-        return all(c.holds(metrics.get(c.metric)) for c in self.conditions(corpus))
+        return not self.unmet(metrics, corpus)
 
     def unmet(self, metrics: dict, corpus: str | None = None) -> list[Condition]:
         return [c for c in self.conditions(corpus) if not c.holds(metrics.get(c.metric))]

@@ -444,8 +444,7 @@ def run_milestone(root: Path, ms: Milestone, workdir: Path, opts: GradeOptions, 
     metrics = _clean_metrics(data.get("metrics"))
     error = data.get("error") if isinstance(data.get("error"), str) and data.get("error") else None
     details = data.get("details") if isinstance(data.get("details"), dict) else {}
-    corpus = data.get("corpus") if isinstance(data.get("corpus"), str) else details.get("corpus")
-    corpus = corpus[:100] if isinstance(corpus, str) and corpus else None
+    corpus = _clean_corpus(data.get("corpus") if isinstance(data.get("corpus"), str) else details.get("corpus"))
     passed = data.get("passed") is True and error is None and ms.passed(metrics, corpus)
     entry.update({
         "status": "passed" if passed else "failed",
@@ -475,6 +474,11 @@ def run_milestone(root: Path, ms: Milestone, workdir: Path, opts: GradeOptions, 
     return entry
 
 
+def _clean_corpus(value) -> str | None:
+    """The corpus a result names (it picks the milestone's bar), or None; results are student-writable."""
+    return value[:100] if isinstance(value, str) and value else None
+
+
 def _previous_milestone(prev: dict, ms: Milestone, root: Path) -> dict | None:
     """A previous result of `ms` from badges/progress.json, if it is well formed (it is student-writable)."""
     entry = (prev.get("milestones") or {}).get(str(ms.number)) if isinstance(prev, dict) else None
@@ -483,7 +487,7 @@ def _previous_milestone(prev: dict, ms: Milestone, root: Path) -> dict | None:
     if not isinstance(entry.get("cache_key"), str) or not isinstance(entry.get("metrics"), dict):
         return None
     metrics = _clean_metrics(entry["metrics"])
-    corpus = entry["corpus"][:100] if isinstance(entry.get("corpus"), str) and entry["corpus"] else None
+    corpus = _clean_corpus(entry.get("corpus"))
     passed = entry["status"] == "passed" and ms.passed(metrics, corpus)
     url = entry.get("verified_by")
     clean = {

@@ -21,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from tinytorch.spatial import column_sums
 from tinytorch.tensor import Tensor, TensorError, grad_mode
 
 GradientRule = Callable[..., tuple]
@@ -610,7 +611,6 @@ def _batch_norm2d(ctx, g):
     dx = w * rstd * (g - mean(g) - xhat * mean(g * xhat)) in training (the batch statistics depend
     on x), dx = w * rstd * g in evaluation (the running statistics are constants)."""
     # BEGIN SOLUTION
-    from tinytorch.spatial import column_sums
     x, weight, bias = ctx.parents
     xhat, rstd, training = ctx.saved
     M, C = xhat.shape

@@ -241,16 +241,25 @@ def _pool2x2(y: np.ndarray):
 
     def pool(lo, hi):                               # images lo..hi (run on all cores, see _parallel)
         v = y[lo:hi]
-        a, b = v[:, 0::2, 0::2], v[:, 0::2, 1::2]
-        c, d = v[:, 1::2, 0::2], v[:, 1::2, 1::2]
-        top, bottom = np.maximum(a, b), np.maximum(c, d)
-        np.maximum(top, bottom, out=out[lo:hi])
-        low = bottom > top                          # the bottom row wins only if strictly larger
-        right = np.where(low, d > c, b > a)         # the right column wins only if strictly larger
-        np.multiply(low.view(np.uint8), np.uint8(2), out=code[lo:hi])   # bools are bytes: 2*low + right
-        code[lo:hi] += right.view(np.uint8)
+        _max_of_four(v[:, 0::2, 0::2], v[:, 0::2, 1::2], v[:, 1::2, 0::2], v[:, 1::2, 1::2],
+                     out[lo:hi], code[lo:hi])
     _parallel(pool, N, min_rows=1)
     return out, code
+    # END SOLUTION
+
+
+def _max_of_four(a, b, c, d, out: np.ndarray, code: np.ndarray) -> None:
+    """out = max(a, b, c, d) of a 2x2 window (a b / c d) and code = which won (0..3), both in place.
+
+    Ties go to the first in reading order, as in PyTorch.
+    """
+    # BEGIN SOLUTION
+    top, bottom = np.maximum(a, b), np.maximum(c, d)
+    np.maximum(top, bottom, out=out)
+    low = bottom > top                              # the bottom row wins only if strictly larger
+    right = np.where(low, d > c, b > a)             # the right column wins only if strictly larger
+    np.multiply(low.view(np.uint8), np.uint8(2), out=code)   # bools are bytes: code = 2*low + right
+    code += right.view(np.uint8)
     # END SOLUTION
 
 
@@ -329,16 +338,8 @@ def conv2d_maxpool2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, padd
     y = y.reshape(4, N, Hp, Wp, C_out)
     out = np.empty((N, Hp, Wp, C_out), dtype=y.dtype)
     code = np.empty((N, Hp, Wp, C_out), dtype=np.uint8)
-
-    def pool(lo, hi):                            # first maximum in reading order wins ties
-        a, b, c_, d = (y[k, lo:hi] for k in range(4))
-        top, bottom = np.maximum(a, b), np.maximum(c_, d)
-        np.maximum(top, bottom, out=out[lo:hi])
-        low = bottom > top
-        right = np.where(low, d > c_, b > a)
-        np.multiply(low.view(np.uint8), np.uint8(2), out=code[lo:hi])
-        code[lo:hi] += right.view(np.uint8)
-    _parallel(pool, N, min_rows=1)
+    _parallel(lambda lo, hi: _max_of_four(*(y[k, lo:hi] for k in range(4)), out[lo:hi], code[lo:hi]),
+              N, min_rows=1)
     parents = (x, weight) if bias is None else (x, weight, bias)
     return Tensor._make(_nchw(out), "conv2d_maxpool2d", parents, ((ph, pw), (Ho, Wo), cols, code))
     # END SOLUTION

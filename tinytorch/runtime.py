@@ -16,12 +16,12 @@ says so in its return value) and it never fails. Set TINYTORCH_ALLOCATOR=system 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 
 KEEP_BLOCKS_UP_TO = 256 * 1024 * 1024   # bytes: blocks up to this size come from (and return to) the heap
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3   # mallopt parameter numbers from glibc's <malloc.h>
-_state = {"tuned": None}
 
 
 def tune_allocator(limit: int = KEEP_BLOCKS_UP_TO) -> str:
@@ -38,11 +38,10 @@ def tune_allocator(limit: int = KEEP_BLOCKS_UP_TO) -> str:
     return f"glibc malloc keeps freed blocks up to {limit // 2**20} MiB" if ok else "left as is (mallopt refused)"
 
 
+@functools.lru_cache(maxsize=None)
 def ensure_tuned() -> str:
     """tune_allocator() once per process."""
-    if _state["tuned"] is None:
-        _state["tuned"] = tune_allocator()
-    return _state["tuned"]
+    return tune_allocator()
 
 
 def console_safe(text: str, stream) -> str:
