@@ -294,7 +294,6 @@ def predict_in_batches(model, images: np.ndarray, prepare: Callable[[np.ndarray]
     return out
 
 
-
 def classify_test_set(model, images: np.ndarray, labels: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray],
                       batch_size: int, ctx: MilestoneContext | None = None) -> tuple[np.ndarray, float, list]:
     """Predict every test image in batches: (predicted classes, accuracy, running-accuracy history).
@@ -312,6 +311,7 @@ def classify_test_set(model, images: np.ndarray, labels: np.ndarray, prepare: Ca
 
     predicted = predict_in_batches(model, images, prepare, batch_size, ctx, desc="inference", on_batch=record)
     return predicted, float((predicted == labels).mean()), history
+
 
 def count_parameters(model) -> int:
     return int(sum(np.asarray(p.data).size for p in model.parameters()))
