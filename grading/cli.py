@@ -20,8 +20,8 @@ from grading.console import Console
 # command -> (module that provides `register(subparsers)`, one-line help)
 EXTERNAL = {
     "milestone": ("grading.milestones", "run and track the five milestones (tito milestone --help)"),
-    "release": ("grading.release", "instructors: generate the student template repository"),
-    "classroom": ("grading.classroom", "instructors: roster and regrade of student repositories"),
+    "release": ("grading.instructor.release", "instructors: generate the student template repository"),
+    "classroom": ("grading.instructor.classroom", "instructors: roster and regrade of student repositories"),
     "bench": ("grading.bench", "benchmarks of the framework's kernels"),
 }
 OWN = {

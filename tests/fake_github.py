@@ -4,7 +4,7 @@
         gh.add_repo("course", "template", {"README.md": b"hi"}, is_template=True)
         os.environ["GITHUB_API_URL"] = gh.url
 
-It answers every endpoint `grading/github.py` uses, with the response shapes of GitHub's published
+It answers every endpoint `grading/instructor/github.py` uses, with the response shapes of GitHub's published
 API description (github/rest-api-description, version 2022-11-28), trimmed to the fields that
 matter. Git objects get their real git hashes (blob/tree/commit), so blob SHAs can be compared
 with what `git hash-object` gives for the same bytes.
@@ -654,13 +654,12 @@ MINI_TESTS = {
     "assignments/02_beta/test_02_beta.py": "from tinytorch.beta import quadruple\n\n\n"
                                            "def test_quadruple():\n    assert quadruple(2) == 8\n\n\n"
                                            "def test_quadruple_negative():\n    assert quadruple(-1) == -4\n",
-    "assignments/02_beta/hidden/test_02_beta_hidden.py": "from tinytorch.beta import quadruple\n\n\n"
-                                                         "def test_quadruple_zero():\n    assert quadruple(0) == 0\n",
 }
 
 
 def make_mini_course(root, grading_src=None, git: bool = False):
-    """A two-module course at `root`: the real grading/ package, solution blocks, tests, hidden tests."""
+    """A two-module course at `root`: the real grading/ package (instructor folder included), solution
+    blocks, tests."""
     import shutil
     import subprocess
     from pathlib import Path
@@ -690,9 +689,8 @@ def make_mini_course(root, grading_src=None, git: bool = False):
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text, encoding="utf-8")
-    (root / "grading").mkdir(exist_ok=True)
-    for src in sorted(grading_src.glob("*.py")):
-        shutil.copyfile(src, root / "grading" / src.name)
+    shutil.copytree(grading_src, root / "grading", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.md", "*.json"))
     (root / "tinytorch" / "__pycache__").mkdir(exist_ok=True)
     (root / "tinytorch" / "__pycache__" / "alpha.cpython-311.pyc").write_bytes(b"junk")
     if git:

@@ -14,10 +14,10 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_github import BOT, FakeGitHub, make_mini_course  # noqa: E402
 
-from grading import classroom as C  # noqa: E402
+from grading.instructor import classroom as C  # noqa: E402
 from grading.course import parse_course  # noqa: E402
-from grading.github import GitHub, GitHubError  # noqa: E402
-from grading.release import build_release  # noqa: E402
+from grading.instructor.github import GitHub, GitHubError  # noqa: E402
+from grading.instructor.release import build_release  # noqa: E402
 
 TOKEN = "ghp_classroomTESTtoken000000000000"
 UTC = timezone.utc

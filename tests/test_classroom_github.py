@@ -9,7 +9,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_github import FakeGitHub, blob_sha, tree_sha  # noqa: E402
 
-from grading.github import GitHub, GitHubError, TokenMissing, links  # noqa: E402
+from grading.instructor.github import GitHub, GitHubError, TokenMissing, links  # noqa: E402
 
 TOKEN = "ghp_SECRETSECRETSECRET0123456789"
 

@@ -17,9 +17,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_github import BOT, FakeGitHub, make_mini_course  # noqa: E402
 
-from grading import regrade as R  # noqa: E402
+from grading.instructor import regrade as R  # noqa: E402
 from grading.course import load_course  # noqa: E402
-from grading.release import build_release  # noqa: E402
+from grading.instructor.release import build_release  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "ghp_workflowTESTtoken0000000000000"
@@ -258,8 +258,8 @@ def test_workflow_shard_and_merge_steps_run_locally(mini, tmp_path):
         tmpl_files = {p.relative_to(root / "release").as_posix(): p.read_bytes()
                       for p in sorted((root / "release").rglob("*")) if p.is_file()}
         fake.add_repo("course", "mini", tmpl_files, is_template=True)
-        from grading.github import GitHub
-        from grading import classroom as C
+        from grading.instructor.github import GitHub
+        from grading.instructor import classroom as C
         gh = GitHub(TOKEN, fake.url, sleep=lambda s: None, min_write_interval=0, log=lambda m: None)
         C.provision(gh, [C.Student(u) for u in users], "course/mini", "org", "mini", log=lambda m: None)
         fake.push("org", "mini-alice", {"badges/progress.json": b'{"totals": {"points": 10}}'}, author=BOT)
@@ -290,7 +290,7 @@ def test_regrade_of_the_real_course(tmp_path):
     if missing:
         pytest.skip(f"needs the sources and tests of modules 01..04; missing: {missing}")
     snap = tmp_path / "snapshot"
-    from grading.release import list_source_files
+    from grading.instructor.release import list_source_files
     for rel in list_source_files(REPO):
         (snap / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPO / rel, snap / rel)

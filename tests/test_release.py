@@ -14,10 +14,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_github import make_mini_course  # noqa: E402
 
-from grading import solutions  # noqa: E402
-from grading.release import (INSTRUCTOR_ONLY, MANIFEST, ReleaseError, build_release, check_release,  # noqa: E402
+from grading.instructor import solutions  # noqa: E402
+from grading.instructor.release import (INSTRUCTOR_ONLY, MANIFEST, ReleaseError, build_release, check_release,  # noqa: E402
                              find_leaks, is_protected, list_source_files)
-from grading.solutions import SolutionMarkerError  # noqa: E402
+from grading.instructor.solutions import SolutionMarkerError  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -93,9 +93,9 @@ def test_release_stubs_excludes_resets_and_writes_manifest(course, tmp_path):
     # instructor-only files and caches are left out, the rest is there
     assert "tests/test_tooling.py" not in files
     assert ".github/workflows/class-regrade.yml" not in files
-    assert "assignments/02_beta/hidden/test_02_beta_hidden.py" not in files
+    assert not any(f.startswith("grading/instructor/") for f in files)
     assert not any("__pycache__" in f for f in files)
-    assert {".github/workflows/grade.yml", "assignments/01_alpha/test_01_alpha.py", "grading/release.py",
+    assert {".github/workflows/grade.yml", "assignments/01_alpha/test_01_alpha.py", "grading/grade.py",
             "milestones/m1_program.py", MANIFEST} <= files
     # stubs
     alpha = (out / "tinytorch/alpha.py").read_text()

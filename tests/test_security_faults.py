@@ -1,6 +1,6 @@
 """Hostile student code, concurrent pushes and faults (issue 6) - the parts not already proven elsewhere.
 
-Already covered, and listed in grading/SECURITY.md:
+Already covered, and listed in grading/instructor/SECURITY.md:
 - tests/test_grade_hostile.py: infinite loops (per-test and whole-run limits), os._exit/sys.exit while a
   test file is imported, segfault via ctypes, stdout flood, recursion, a skip raised from student code;
 - tests/test_grade_fixture.py: a milestone that runs past its budget is stopped;

@@ -16,7 +16,7 @@ of tampering applied and committed. For each scenario:
 - roster: `build_roster` against tests/fake_github.py, which compares protected files with the template
   by git blob hashes and checks the root commit.
 
-grading/SECURITY.md is the table of these scenarios; keep the two in step.
+grading/instructor/SECURITY.md is the table of these scenarios; keep the two in step.
 """
 from __future__ import annotations
 
@@ -39,12 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_github import FakeGitHub, blob_sha  # noqa: E402
 from tito_fixtures import clean_env, commit_all, git  # noqa: E402
 
-from grading import classroom as C  # noqa: E402
-from grading import regrade as R  # noqa: E402
+from grading.instructor import classroom as C  # noqa: E402
+from grading.instructor import regrade as R  # noqa: E402
 from grading.course import Course, load_course  # noqa: E402
 from grading.grade import check_tamper  # noqa: E402
-from grading.github import GitHub  # noqa: E402
-from grading.release import build_release, list_source_files  # noqa: E402
+from grading.instructor.github import GitHub  # noqa: E402
+from grading.instructor.release import build_release, list_source_files  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SOLVED = 3                               # the release keeps the solutions of modules 01..03
@@ -557,7 +557,7 @@ def test_in_process_forgery_from_a_module_source_is_flagged(world, sid):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known limitation (grading/SECURITY.md): code in a module source runs "
+@pytest.mark.xfail(strict=True, reason="known limitation (grading/instructor/SECURITY.md): code in a module source runs "
                                        "inside the test process and can forge results; only audit flags show it")
 @pytest.mark.parametrize("sid", IN_PROCESS_FORGERY)
 def test_in_process_forgery_from_a_module_source_gets_no_credit(world, sid):

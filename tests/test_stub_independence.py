@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from grading.course import load_course
-from grading.release import build_release, list_source_files
+from grading.instructor.release import build_release, list_source_files
 
 REPO = Path(__file__).resolve().parent.parent
 COURSE = load_course(REPO / "assignments" / "course.yaml")

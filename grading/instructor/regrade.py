@@ -124,7 +124,7 @@ def _redact(text: str, token: str | None = None) -> str:
 # ---- overlay --------------------------------------------------------------------------------------
 def prepare_base(instructor_dir: Path, dest: Path) -> Path:
     """The instructor's tree with every module stubbed and instructor-only files (hidden tests) kept."""
-    from grading.release import build_release
+    from grading.instructor.release import build_release
     build_release(dest, instructor_dir, solutions_through=None, force=True, include_instructor_only=True)
     return dest
 

@@ -13,7 +13,7 @@ repository's name (GitHub Classroom's naming), so every command finds them from 
 The roster is GitHub Classroom's export (identifier, github_username, github_id, name) or any CSV with a
 `github_username` (or `username`, `login`, `github`) column, or one user name per line.
 
-Talks to GitHub through grading/github.py: token from GITHUB_TOKEN (never printed), API base from
+Talks to GitHub through grading/instructor/github.py: token from GITHUB_TOKEN (never printed), API base from
 GITHUB_API_URL. Commands run one repository at a time (GitHub asks integrators to serialise writes),
 skip what already exists, and can be re-run after an interruption.
 """
@@ -33,7 +33,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from grading.course import REPO_ROOT, Course, load_course
-from grading.github import GitHub, GitHubError, TokenMissing
+from grading.instructor.github import GitHub, GitHubError, TokenMissing
 from grading.state import atomic_write_text
 
 _USERNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
@@ -301,7 +301,7 @@ class TemplateInfo:
     """What every student repository is compared with: the template's trees (cached once per run)."""
 
     def __init__(self, gh: GitHub, template: str, course: Course):
-        from grading.release import is_protected
+        from grading.instructor.release import is_protected
         self.gh, self.template, self.course = gh, template, course
         owner, name = split_repo(template, "--template")
         commits = list(gh.paginate(f"/repos/{owner}/{name}/commits"))
@@ -321,7 +321,7 @@ class TemplateInfo:
 
 def integrity(gh: GitHub, tmpl: TemplateInfo, org: str, name: str, head_sha: str) -> list[str]:
     """Problems with a student repository's protected files and history ([] = clean)."""
-    from grading.release import suspicious_addition
+    from grading.instructor.release import suspicious_addition
     problems = []
     roots = gh.root_commits(org, name)
     if len(roots) != 1:
@@ -364,7 +364,7 @@ def _default_ref(gh: GitHub, owner: str, name: str) -> str:
 
 def progress_at(gh: GitHub, org: str, name: str, when: datetime, course: Course, cache: dict) -> set[str]:
     """Items passed according to badges/progress.json as of the last commit before `when`."""
-    from grading.regrade import summarize_progress
+    from grading.instructor.regrade import summarize_progress
     if when in cache:
         return cache[when]
     commits = gh.commits(org, name, path="badges/progress.json", until=_iso(when), limit=1)
@@ -391,7 +391,7 @@ ROSTER_COLUMNS = ["github_username", "identifier", "name", "repository", "module
 def build_roster(gh: GitHub, students: list[Student], org: str, prefix: str, template: str, course: Course,
                  results: dict | None = None, log=None) -> list[dict]:
     """One row per student (see ROSTER_COLUMNS); errors of one repository are put in its row."""
-    from grading.regrade import summarize_progress
+    from grading.instructor.regrade import summarize_progress
     log = log or (lambda m: print(m, file=sys.stderr))
     tmpl = TemplateInfo(gh, template, course)
     deadlines = deadline_table(course)
@@ -592,7 +592,7 @@ def cmd_invites(args) -> int:
 
 
 def cmd_roster(args) -> int:
-    from grading.regrade import load_results
+    from grading.instructor.regrade import load_results
     course = load_course(Path(args.instructor_dir) / "assignments" / "course.yaml")
     results = load_results([args.results]) if args.results else None
     rows = build_roster(_client(args), read_roster(args.roster), args.org, _prefix(args), args.template, course,
@@ -607,7 +607,7 @@ def cmd_roster(args) -> int:
 
 
 def cmd_regrade(args) -> int:
-    from grading.regrade import Options, prepare_base, regrade_repo
+    from grading.instructor.regrade import Options, prepare_base, regrade_repo
     import tempfile
     import shutil
     opts = Options(instructor_dir=Path(args.instructor_dir), milestones=args.milestones, grader=args.grader,
@@ -646,7 +646,7 @@ def cmd_regrade(args) -> int:
 
 
 def cmd_merge(args) -> int:
-    from grading.regrade import merge_results
+    from grading.instructor.regrade import merge_results
     summary = merge_results(args.dirs, Path(args.out))
     print(f"merged {summary['count']} results into {args.out} (regrade.json, regrade.csv, results/)")
     return 0
