@@ -94,7 +94,7 @@ def describe_exit(returncode: int | None) -> str:
     return f"exited with status {returncode}"
 
 
-def _preexec(limits: Limits):
+def limits_preexec(limits: Limits):
     """Limits applied in the child between fork and exec (POSIX only)."""
     def apply():
         import resource
@@ -153,7 +153,7 @@ class Watched:
     def run(self) -> int | None:
         kwargs = {}
         if os.name == "posix":
-            kwargs["preexec_fn"] = _preexec(self.limits)
+            kwargs["preexec_fn"] = limits_preexec(self.limits)
         else:
             kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
         with open(self.log_path, "wb") as log:
@@ -258,20 +258,28 @@ def pytest_command(workdir: Path, root: Path, paths: list[str], deselect=(), ver
 
 
 def run_pytest(root: Path, paths: list[str], limits: Limits, workdir: Path, deselect=(),
-               echo=None, verbose: bool = False) -> RunResult:
-    """Run pytest on `paths` (relative to `root`) in a limited child; never raises for the child's sake."""
+               echo=None, verbose: bool = False, isolation=None) -> RunResult:
+    """Run pytest on `paths` (relative to `root`) in a limited child; never raises for the child's sake.
+
+    `isolation` (grading/isolation.py) wraps the child: the instructor's regrade passes its sandbox, which
+    shows the child `root` read-only and `workdir` (the report, logs, pytest.ini) read-write."""
     workdir.mkdir(parents=True, exist_ok=True)
     for name in ("report.json", "progress.jsonl", "fault.txt", "output.txt"):
         try:
             (workdir / name).unlink()
         except FileNotFoundError:
             pass
-    env = child_env(root, {
+    ours = {
         "TITO_TEST_TIMEOUT": f"{limits.test_seconds:g}",
         "TITO_PROGRESS_FILE": str(workdir / "progress.jsonl"),
         "TITO_FAULT_FILE": str(workdir / "fault.txt"),
-    })
+    }
     cmd = pytest_command(workdir, root, paths, deselect, verbose)
+    if isolation is None:
+        env = child_env(root, ours)
+    else:  # a sandbox gets our variables only: nothing of the grader's environment (tokens) goes in
+        ours.update(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", HYPOTHESIS_STORAGE_DIRECTORY=str(workdir / "hypothesis"))
+        cmd, env = isolation.wrap(cmd, cwd=root, readable=[root], writable=[workdir], env=ours)
     start = time.monotonic()
     watched = Watched(cmd, root, env, limits, workdir / "output.txt", limits.run_seconds, echo)
     rc = watched.run()

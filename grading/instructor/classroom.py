@@ -606,11 +606,26 @@ def cmd_roster(args) -> int:
     return 0
 
 
+def make_isolation(unsandboxed: bool):
+    """The sandbox the regrade runs student code in; without one, refuse unless --unsandboxed."""
+    from grading.instructor.sandbox import Bubblewrap, SandboxUnavailable
+    from grading.isolation import NoIsolation
+    if unsandboxed:
+        print("WARNING: --unsandboxed: student code runs with your permissions; every result is marked "
+              "unverified.", file=sys.stderr)
+        return NoIsolation()
+    sandbox = Bubblewrap()
+    try:
+        sandbox.check()
+    except SandboxUnavailable as exc:
+        raise ClassroomError(str(exc)) from None
+    return sandbox
+
+
 def cmd_regrade(args) -> int:
-    from grading.instructor.regrade import Options, prepare_base, regrade_repo
-    import tempfile
-    import shutil
-    opts = Options(instructor_dir=Path(args.instructor_dir), milestones=args.milestones, grader=args.grader,
+    from grading.instructor.regrade import Options, Regrader
+    opts = Options(instructor_dir=Path(args.instructor_dir), milestones=args.milestones,
+                   isolation=make_isolation(args.unsandboxed), seed=args.seed,
                    timeout=args.timeout, memory_mb=args.memory_mb, keep_work=args.keep_work)
     token = os.environ.get("GITHUB_TOKEN") or None
     server = (args.clone_base or os.environ.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/")
@@ -627,20 +642,18 @@ def cmd_regrade(args) -> int:
             targets.append((f"{args.org}/{name}", f"{server}/{args.org}/{name}.git", s.github_username))
     results_dir = Path(args.results)
     results_dir.mkdir(parents=True, exist_ok=True)
-    base_root = Path(tempfile.mkdtemp(prefix="tito-regrade-base-"))
     failures = 0
-    try:
-        base = prepare_base(Path(args.instructor_dir), base_root / "base")
+    print(f"regrading {len(targets)} repositories in {'a ' + opts.isolation.name + ' sandbox' if opts.isolation.verified else 'NO sandbox (unverified)'}; "
+          f"probe seed {opts.seed}", flush=True)
+    with Regrader(opts) as regrader:
         for i, (repository, url, user) in enumerate(targets, 1):
             t0 = time.monotonic()
-            r = regrade_repo(repository, url, results_dir, opts, github_username=user, token=token, base=base)
+            r = regrader.regrade(repository, url, results_dir, github_username=user, token=token)
             failures += r["status"] not in ("graded",)
             print(f"[{i}/{len(targets)}] {repository}: {r['status']}, {len(r['modules_passed'])} modules passed, "
-                  f"{r['points']:g}/{r['max_points']:g} points"
+                  f"{r['points']:g}/{r['max_points']:g} points" + ("" if r["verified"] else " (UNVERIFIED)")
                   + (f", {len(r['flags'])} flags" if r["flags"] else "") + f" ({time.monotonic() - t0:.0f}s)",
                   flush=True)
-    finally:
-        shutil.rmtree(base_root, ignore_errors=True)
     print(f"results in {results_dir}")
     return 1 if failures and args.strict else 0
 
@@ -723,7 +736,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                                         " file:// or a local folder works too)")
     q.add_argument("--clone-url", help="with --repo: clone exactly this URL or path")
     q.add_argument("--milestones", action="store_true", help="also run the milestones (slow)")
-    q.add_argument("--grader", choices=("auto", "tito", "pytest"), default="auto", help=argparse.SUPPRESS)
+    q.add_argument("--unsandboxed", action="store_true",
+                   help="grade without the bubblewrap sandbox (macOS, no bwrap): results are marked unverified")
+    q.add_argument("--seed", type=int, default=None, help="seed of the probes' inputs (default: a fresh one; "
+                                                          "give a result's `seed` to reproduce it)")
     q.add_argument("--timeout", type=float, default=1800.0, help="time limit per repository in seconds")
     q.add_argument("--memory-mb", type=int, default=4096, help="memory limit of the grading process")
     q.add_argument("--keep-work", action="store_true", help="keep each repository's work folder (debugging)")

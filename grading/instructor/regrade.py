@@ -1,29 +1,32 @@
-"""`tito classroom regrade`: the trustworthy grade of a student repository.
+"""`tito classroom regrade`: the grade of a student repository that the instructor can defend.
 
-    clone the student's repository (git, any URL: https, file://, or a local path)
-      -> take ONLY their module sources (course.yaml `source` files, plus extra .py files they added
-         under tinytorch/ - never __init__.py, conftest.py, sitecustomize.py or a symlink)
-      -> overlay them on the instructor's own copy of everything else: tests (including hidden tests in
-         assignments/*/hidden/), grader, course.yaml, pyproject.toml, milestone programs, and the
-         framework's infrastructure files (built like a release, so a module the student deleted is a
-         stub, never the reference solution)
-      -> run the grader in a child process with time and memory limits
-      -> write one JSON result per repository into the results folder, for `roster` and `merge`.
+    clone the student's repository without checking it out (a bare clone: no file of theirs, and no
+    symbolic link, ever lands on this machine's file system as they wrote it)
+      -> read ONLY their module sources (course.yaml `source` files, and extra tinytorch/*.py they added)
+         from the commit's objects: regular files only, size-capped; a symbolic link (a file or the whole
+         tinytorch/ folder) is never followed, the module is graded as its stub
+      -> lay them over a fresh copy of the instructor's tree built like a release (every module a stub,
+         no reference solution anywhere in it, no tooling tests)
+      -> in an OS sandbox (grading/instructor/sandbox.py), run the module tests: their report is the
+         student's CLAIM, produced next to student code, so it can only lower a grade
+      -> in a second sandbox, run the module probes with fresh inputs drawn from this regrade's seed; the
+         reference runs the same probes in its own process; the judge (this process, which never imports
+         tinytorch) compares the outputs (grading/instructor/judge.py)
+      -> a module's points = its points x min(share of its tests that passed, share of its probes that
+         matched the reference); it is passed when both are complete
+      -> milestones (with --milestones) run in the sandbox through the milestone judge: the sandbox gets
+         training data and unlabelled held-out inputs; the metrics are computed out here
+      -> one JSON result per repository, written by this process only.
 
-So edited tests, an edited grader or course.yaml, added conftest.py/pytest.ini files, hand-written badges
-or a rewritten history change nothing here. Student code still runs inside the test process; a static
-audit of the taken sources flags code that reaches for the test machinery (pytest internals, the grader,
-sys.modules, atexit, os._exit, ctypes, ...), and the flags are reported with the result.
-
-The grader is swappable (`GRADERS`): "tito" runs `python -m grading grade` of the overlaid tree when the
-grader offers a machine-readable result, "pytest" runs the module tests through grading.testrun (the
-grader's own limited test runner) and scores them from course.yaml. "auto" picks tito when available.
+Every student gets new sandboxes, a new copy of the tree and new output folders; the base is read-only
+inside every sandbox. `grading/instructor/SECURITY.md` is the threat model and its tests.
 """
 from __future__ import annotations
 
 import ast
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -33,14 +36,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grading.course import REPO_ROOT, Course, load_course
+from grading.isolation import NoIsolation
 from grading.state import atomic_write_json, atomic_write_text
 
 NEVER_TAKEN = {"__init__.py", "conftest.py", "sitecustomize.py", "usercustomize.py", "setup.py"}
 MAX_SOURCE_BYTES = 2 * 1024 * 1024
 RESULT_SCHEMA = 1
+REGULAR_FILE_MODES = ("100644", "100755")
 
 # What a module source has no business touching: the test machinery, the grader, interpreter start-up,
-# process exit, or the grader's output files. (The reference solution triggers none of these.)
+# process exit, or the grader's output files. Inside the sandbox none of it can change a grade; the flags
+# are kept because they tell the instructor someone tried. (The reference solution triggers none.)
 SUSPICIOUS_IMPORTS = {"pytest", "_pytest", "pluggy", "grading", "pytest_jsonreport", "atexit", "ctypes", "gc",
                       "builtins", "sitecustomize", "usercustomize", "hypothesis", "subprocess", "signal"}
 SUSPICIOUS_ATTRS = {("os", "_exit"), ("sys", "modules"), ("sys", "settrace"), ("sys", "setprofile"),
@@ -56,31 +62,31 @@ SUSPICIOUS_PATH_WORDS = ("badges", "progress", "report", "manifest", ".tito", "g
 class Options:
     instructor_dir: Path = REPO_ROOT
     milestones: bool = False
-    grader: str = "auto"              # auto | tito | pytest
-    timeout: float = 1800.0           # whole grading run of one repository, seconds
+    isolation: object = None          # a sandbox (grading/instructor/sandbox.py Bubblewrap) or NoIsolation
+    seed: int | None = None           # probe inputs; None: a fresh random seed per regrade
+    timeout: float = 1800.0           # the module tests of one repository, seconds
     test_timeout: float = 120.0       # one test
-    memory_mb: int = 4096             # address space of the grading child
+    probe_timeout: float = 30.0       # one probe
+    memory_mb: int = 4096             # address space of each sandboxed process
     clone_timeout: float = 300.0
     keep_work: bool = False
     work_root: Path | None = None
     log: object = None
 
+    def __post_init__(self):
+        if self.isolation is None:
+            self.isolation = NoIsolation()
+        if self.seed is None:
+            self.seed = secrets.randbits(62)
+
     def say(self, message: str) -> None:
         (self.log or (lambda m: print(m, file=sys.stderr, flush=True)))(message)
-
-
-@dataclass
-class Overlay:
-    taken: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 # ---- clone ----------------------------------------------------------------------------------------
 def git_env(url: str, token: str | None) -> dict:
     """Environment for git: no prompts; a token (if any) as an HTTP header via GIT_CONFIG_* variables, so it
-    never appears on a command line, in the clone's .git/config, or in an error message."""
+    never appears on a command line, in the clone's config, or in an error message."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_CONFIG_")}
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["GIT_ASKPASS"] = "true"
@@ -99,11 +105,11 @@ class CloneError(RuntimeError):
 
 
 def clone(url: str, dest: Path, timeout: float = 300.0, token: str | None = None) -> str:
-    """Shallow-clone `url` into `dest`; returns the HEAD commit. Raises CloneError with git's message."""
+    """Bare-clone `url` into `dest` (no working tree); returns the HEAD commit. Raises CloneError."""
     env = git_env(url, token)
     depth = ["--depth", "1"] if "://" in url else []  # local paths ignore --depth (and warn)
     try:
-        res = subprocess.run(["git", "clone", "--quiet", "--no-tags", *depth, "--", url, str(dest)],
+        res = subprocess.run(["git", "clone", "--quiet", "--bare", "--no-tags", *depth, "--", url, str(dest)],
                              capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         raise CloneError(f"git clone of {_redact(url)} took longer than {timeout:g}s") from None
@@ -111,7 +117,10 @@ def clone(url: str, dest: Path, timeout: float = 300.0, token: str | None = None
         message = _redact(res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit {res.returncode}",
                           token)
         raise CloneError(f"git clone of {_redact(url)} failed: {message}")
-    head = subprocess.run(["git", "-C", str(dest), "rev-parse", "HEAD"], capture_output=True, text=True, env=env)
+    head = subprocess.run(["git", "--git-dir", str(dest), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          env=env)
+    if head.returncode != 0:
+        raise CloneError(f"{_redact(url)} has no commits")
     return head.stdout.strip()
 
 
@@ -121,64 +130,86 @@ def _redact(text: str, token: str | None = None) -> str:
     return text.replace(token, "***") if token else text
 
 
-# ---- overlay --------------------------------------------------------------------------------------
-def prepare_base(instructor_dir: Path, dest: Path) -> Path:
-    """The instructor's tree with every module stubbed and instructor-only files (hidden tests) kept."""
-    from grading.instructor.release import build_release
-    build_release(dest, instructor_dir, solutions_through=None, force=True, include_instructor_only=True)
-    return dest
+# ---- the student's files, from the commit ------------------------------------------------------------
+@dataclass
+class TreeEntry:
+    mode: str
+    sha: str
+    size: int
 
 
-def overlay_student(student_dir: Path, work: Path, course: Course) -> Overlay:
-    """Copy the student's module sources (and extra tinytorch/*.py they added) over the stubbed base."""
+def read_tree(git_dir: Path, commit: str) -> dict[str, TreeEntry]:
+    """{path: TreeEntry} of every blob and link in `commit` (`git ls-tree -r`), read from the objects."""
+    res = subprocess.run(["git", "--git-dir", str(git_dir), "ls-tree", "-r", "-z", "--long", commit],
+                         capture_output=True, timeout=120)
+    entries = {}
+    for record in res.stdout.split(b"\0"):
+        if not record:
+            continue
+        meta, _, path = record.partition(b"\t")
+        parts = meta.decode("ascii", errors="replace").split()
+        if len(parts) != 4:
+            continue
+        mode, _kind, sha, size = parts
+        entries[path.decode("utf-8", errors="replace")] = TreeEntry(mode, sha, int(size) if size.isdigit() else -1)
+    return entries
+
+
+def read_blob(git_dir: Path, sha: str) -> bytes:
+    return subprocess.run(["git", "--git-dir", str(git_dir), "cat-file", "blob", sha], capture_output=True,
+                          timeout=120, check=True).stdout
+
+
+@dataclass
+class Overlay:
+    taken: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def overlay_student(git_dir: Path, commit: str, work: Path, course: Course) -> Overlay:
+    """Write the student's module sources (and extra tinytorch/*.py they added) over the stubbed tree."""
     ov = Overlay()
+    tree = read_tree(git_dir, commit)
     sources = {m.source for m in course.modules}
-    for rel in sorted(sources):
-        src = student_dir / rel
-        if src.is_symlink():
-            ov.ignored.append(rel)
-            ov.notes.append(f"{rel} is a symbolic link in the student's repository: not taken (graded as a stub)")
-        elif src.is_file():
-            if src.stat().st_size > MAX_SOURCE_BYTES:
-                ov.ignored.append(rel)
-                ov.notes.append(f"{rel} is larger than {MAX_SOURCE_BYTES // 1024} KiB: not taken")
-                continue
-            _copy(src, work / rel)
-            ov.taken.append(rel)
-        else:
-            ov.missing.append(rel)
-    package = student_dir / "tinytorch"
-    if package.is_dir():
-        for src in sorted(package.glob("*.py")):
-            rel = f"tinytorch/{src.name}"
+    linked_folders = sorted({p for p, e in tree.items() if e.mode == "120000"
+                             and any(s.startswith(p + "/") for s in sources)})
+    for folder in linked_folders:
+        ov.notes.append(f"{folder}/ is a symbolic link in the student's repository: nothing under it is taken")
+    extra = sorted(p for p in tree if p.startswith("tinytorch/") and p.count("/") == 1 and p.endswith(".py")
+                   and p not in sources)
+    for rel in sorted(sources) + extra:
+        entry = tree.get(rel)
+        name = rel.rsplit("/", 1)[-1]
+        if entry is None:
             if rel in sources:
-                continue
-            if (work / rel).exists() or src.name in NEVER_TAKEN or src.is_symlink():
-                if (work / rel).exists():
-                    try:
-                        same = src.read_bytes() == (work / rel).read_bytes()
-                    except OSError:
-                        same = False
-                    if not same:
-                        ov.notes.append(f"{rel} differs from the course's copy: the course's copy is used")
-                else:
-                    ov.notes.append(f"{rel} is not taken (files of that name never come from students)")
-                ov.ignored.append(rel)
-                continue
-            if src.stat().st_size <= MAX_SOURCE_BYTES:
-                _copy(src, work / rel)
-                ov.taken.append(rel)
-                ov.notes.append(f"{rel} is a file the student added; taken")
+                ov.missing.append(rel)
+            continue
+        if entry.mode not in REGULAR_FILE_MODES:
+            ov.ignored.append(rel)
+            kind = "a symbolic link" if entry.mode == "120000" else f"not a regular file (mode {entry.mode})"
+            ov.notes.append(f"{rel} is {kind} in the student's repository: not taken (graded as the stub)")
+            continue
+        if rel not in sources and (name in NEVER_TAKEN or (work / rel).exists()):
+            ov.ignored.append(rel)
+            ov.notes.append(f"{rel} is not taken (the course's own copy of that file is used)")
+            continue
+        if entry.size > MAX_SOURCE_BYTES:
+            ov.ignored.append(rel)
+            ov.notes.append(f"{rel} is larger than {MAX_SOURCE_BYTES // 1024} KiB: not taken")
+            continue
+        target = work / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(read_blob(git_dir, entry.sha))
+        ov.taken.append(rel)
+        if rel not in sources:
+            ov.notes.append(f"{rel} is a file the student added; taken")
     return ov
 
 
-def _copy(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_bytes(src.read_bytes())
-
-
 def audit_source(text: str, rel: str) -> list[str]:
-    """Flags for code that reaches for the test machinery (for a human to look at, not a verdict)."""
+    """Flags for code that reaches for the test machinery (for a human to look at, never a verdict)."""
     try:
         tree = ast.parse(text, filename=rel)
     except SyntaxError as exc:
@@ -202,99 +233,87 @@ def audit_source(text: str, rel: str) -> list[str]:
     return sorted(flags, key=lambda f: (f.split(":")[0], int(f.split(":")[1]) if f.split(":")[1].isdigit() else 0))
 
 
-# ---- graders --------------------------------------------------------------------------------------
-def _module_scores(course: Course, tests: dict, collect_errors: dict, crashed: str = "") -> dict:
-    """{module id: {passed, failed, total, points, max_points, ok}} from per-test outcomes."""
-    modules = {}
-    for m in course.modules:
-        outcomes = [ok for nodeid, ok in tests.items() if course.module_for_path(nodeid) is m]
-        errors = [path for path in collect_errors if course.module_for_path(path) is m]
-        passed = sum(outcomes)
-        total = len(outcomes) + len(errors)
-        ok = total > 0 and passed == total
-        modules[m.id] = {"passed": passed, "failed": total - passed, "total": total, "ok": ok,
-                         "points": round(m.points * passed / total, 4) if total else 0.0,
-                         "max_points": m.points}
-        if errors:
-            modules[m.id]["errors"] = [f"{p}: {collect_errors[p][:300]}" for p in errors]
-        if total == 0:
-            modules[m.id]["note"] = "no tests collected"
-    return modules
+# ---- the base: the instructor's tree with no solution in it ------------------------------------------
+def prepare_base(instructor_dir: Path, dest: Path) -> Path:
+    """The instructor's tree built like a release (every module stubbed), with the instructor folder (the
+    probes and their worker) and without the tooling tests: what the sandbox is allowed to see."""
+    from grading.instructor.release import build_release
+    build_release(dest, instructor_dir, solutions_through=None, force=True, include_instructor_only=True)
+    shutil.rmtree(dest / "tests", ignore_errors=True)
+    return dest
 
 
-def grade_with_pytest(work: Path, opts: Options, course: Course) -> dict:
-    """Run every module's tests (hidden ones included) through grading.testrun; score by course.yaml."""
+# ---- grading one tree ----------------------------------------------------------------------------
+def run_module_tests(work: Path, course: Course, opts: Options, scratch: Path):
+    """The module tests in the sandbox; returns grading.testrun's RunResult (the student's claim)."""
     from grading.testrun import Limits, run_pytest
     paths = [m.folder for m in course.modules if (work / m.folder).is_dir()]
     limits = Limits(test_seconds=opts.test_timeout, run_seconds=opts.timeout, memory_mb=opts.memory_mb)
-    with tempfile.TemporaryDirectory(prefix="tito-regrade-run-") as tmp:
-        result = run_pytest(work, paths, limits, Path(tmp))
-    tests = {nodeid: t.ok for nodeid, t in result.tests.items()}
-    out = {"runner": "pytest (grading.testrun)", "modules": _module_scores(course, tests, result.collect_errors),
-           "milestones": {}, "seconds": round(result.seconds, 1)}
-    if result.crashed:
-        out["crash"] = result.crash_reason
-    if opts.milestones:
-        out["notes"] = ["milestones are only run by the 'tito' grader; this run graded modules only"]
+    return run_pytest(work, paths, limits, scratch, isolation=opts.isolation)
+
+
+def module_scores(course: Course, run) -> dict:
+    """{module id: {passed, total, share, ok, reason}} of the sandboxed test run, scored by the same rule as
+    `tito grade` (grading/scoring.py): `share` is the module's points there over its maximum."""
+    from grading.scoring import score_modules
+    scores = {}
+    grades = score_modules(course, run.tests, run.collect_errors)
+    for m in course.modules:
+        g = grades[m.id]
+        scores[m.id] = {"passed": g.passed, "failed": g.total - g.passed, "total": g.total, "ok": g.ok,
+                        "share": g.points / m.points if m.points else 0.0, "max_points": m.points}
+        if g.reason:
+            scores[m.id]["reason"] = g.reason
+    return scores
+
+
+def reference_answers(opts: Options, course: Course, scratch: Path) -> tuple[dict, dict]:
+    """(probe names by module, the reference's answers) for this regrade's seed; computed once per class."""
+    from grading.instructor.judge import probe_names, run_worker
+    from grading.testrun import Limits
+    instructor = Path(opts.instructor_dir).resolve()
+    names = probe_names(instructor)
+    wanted = [(m, p) for m in sorted(names) for p in names[m]]
+    limits = Limits(memory_mb=opts.memory_mb, run_seconds=opts.timeout)
+    return names, run_worker(instructor, opts.isolation, opts.seed, wanted, limits, scratch, opts.probe_timeout)
+
+
+def grade_tree(work: Path, course: Course, opts: Options, scratch: Path, reference: tuple[dict, dict]) -> dict:
+    """Tests (claimed) and probes (verified) of one overlaid tree -> per-module scores, never raising."""
+    from grading.instructor.judge import compare, run_worker
+    from grading.testrun import Limits
+    run = run_module_tests(work, course, opts, scratch / "tests")
+    claimed = module_scores(course, run)
+    names, ref_answers = reference
+    wanted = [(m, p) for m in sorted(names) for p in names[m]]
+    limits = Limits(memory_mb=opts.memory_mb, run_seconds=opts.timeout)
+    student_answers = run_worker(work, opts.isolation, opts.seed, wanted, limits, scratch / "probes",
+                                 opts.probe_timeout)
+    verdicts = compare(course, names, student_answers, ref_answers)
+    modules, notes = {}, []
+    for m in course.modules:
+        tests, probes = claimed[m.id], verdicts[m.id]
+        test_share = tests.pop("share")
+        share = min(test_share, probes.fraction) if probes.total else 0.0
+        entry = {**tests, "points": round(m.points * share, 4),
+                 "ok": bool(tests["ok"] and probes.total and probes.matched == probes.total),
+                 "probes_matched": probes.matched, "probes_total": probes.total}
+        if not probes.total:
+            entry["note"] = "the course has no probes for this module, so its tests cannot be verified: 0 points"
+        if probes.failures:
+            entry["probe_failures"] = probes.failures[:20]
+        if test_share > probes.fraction:
+            notes.append(f"{m.id}: {tests['passed']}/{tests['total']} tests passed in the sandbox but only "
+                         f"{probes.matched}/{probes.total} probes matched the reference; credited "
+                         f"{share:.0%} of {m.points:g} points")
+        modules[m.id] = entry
+    out = {"modules": modules, "notes": notes, "tests_seconds": round(run.seconds, 1)}
+    if run.crashed:
+        out["crash"] = run.crash_reason
     return out
 
 
-def grade_with_tito(work: Path, opts: Options, course: Course) -> dict:
-    """Run the instructor's grader (`python -m grading grade`) in the overlaid tree, in a limited child.
-
-    The grader runs the tests in its own limited pytest child and writes badges/progress.json, which is
-    deleted first so that only this run's result can be read back.
-    """
-    from grading.testrun import Limits, Watched, child_env, describe_exit, read_tail
-    progress_file = work / "badges" / "progress.json"
-    progress_file.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory(prefix="tito-regrade-grade-") as tmp:
-        tmp = Path(tmp)
-        cmd = [sys.executable, "-m", "grading", "grade", "--no-readme",
-               "--test-timeout", f"{opts.test_timeout:g}", "--run-timeout", f"{opts.timeout:g}",
-               "--memory-mb", str(opts.memory_mb)]
-        if not opts.milestones:
-            cmd.append("--skip-milestones")
-        env = child_env(work, {"TITO_STATE_DIR": str(tmp / "state")})
-        env.pop("GITHUB_STEP_SUMMARY", None)  # a regrade is not the student's CI run
-        # The grader limits its own children; this outer limit only catches a grader that hangs.
-        limits = Limits(test_seconds=opts.test_timeout, run_seconds=opts.timeout * 2 + 600, memory_mb=0)
-        start = time.monotonic()
-        watched = Watched(cmd, work, env, limits, tmp / "output.txt", limits.run_seconds, None)
-        rc = watched.run()
-        seconds = time.monotonic() - start
-        try:
-            data = json.loads(progress_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            data = None
-        if data is None or rc != 0:
-            reason = "timed out" if watched.timed_out else describe_exit(rc)
-            return {"runner": "tito grade", "modules": _module_scores(course, {}, {}), "milestones": {},
-                    "crash": f"the grader {reason}: {read_tail(tmp / 'output.txt', 600)}",
-                    "seconds": round(seconds, 1)}
-    summary = summarize_progress(data, course)
-    out = {"runner": "tito grade", "modules": summary["modules"], "milestones": summary["milestones"],
-           "seconds": round(seconds, 1)}
-    if data.get("test_run") not in (None, "single run"):
-        out["notes"] = [f"grader test run: {data.get('test_run')}"]
-    return out
-
-
-GRADERS = {"pytest": grade_with_pytest, "tito": grade_with_tito}
-
-
-def tito_grader_available(work: Path) -> bool:
-    """The overlaid tree has the grader (`python -m grading grade`)."""
-    return (work / "grading" / "grade.py").is_file() and (work / "grading" / "__main__.py").is_file()
-
-
-def pick_grader(name: str, work: Path):
-    if name == "auto":
-        name = "tito" if tito_grader_available(work) else "pytest"
-    return GRADERS[name]
-
-
-# ---- progress.json (the grader's summary) -------------------------------------------------------
+# ---- progress.json (what the student's repository claims) ---------------------------------------------
 def _entries(value) -> dict:
     if isinstance(value, dict):
         return {str(k): v for k, v in value.items() if isinstance(v, dict)}
@@ -319,7 +338,7 @@ def milestone_ok(entry: dict) -> bool:
 
 
 def summarize_progress(data: dict, course: Course) -> dict:
-    """Modules, points and milestones out of a progress.json (or `grade --json`) document."""
+    """Modules, points and milestones out of a (student-written, so untrusted) progress.json document."""
     data = data if isinstance(data, dict) else {}
     raw_modules = _entries(data.get("modules"))
     modules = {}
@@ -355,55 +374,103 @@ def result_path(results_dir: Path, repository: str) -> Path:
     return Path(results_dir) / (repository.replace("/", "__") + ".json")
 
 
-def regrade_repo(repository: str, clone_url: str, results_dir: Path, opts: Options, *,
-                 github_username: str = "", token: str | None = None, base: Path | None = None) -> dict:
-    """Clone, overlay, grade one repository; writes and returns its result."""
-    instructor = Path(opts.instructor_dir).resolve()
-    course = load_course(instructor / "assignments" / "course.yaml")
-    started = time.monotonic()
-    result = {"schema": RESULT_SCHEMA, "repository": repository, "github_username": github_username,
-              "commit": None, "status": "error", "points": 0.0, "max_points": course.total_points,
-              "modules": {}, "modules_passed": [], "milestones": {}, "milestones_passed": [], "notes": [],
-              "flags": [], "taken": [], "runner": None}
-    work_root = Path(tempfile.mkdtemp(prefix="tito-regrade-", dir=opts.work_root))
-    try:
-        student = work_root / "student"
+class Regrader:
+    """Regrades repositories one after another; the stubbed base and the reference's probe answers are
+    made once and shared read-only (nothing a student's sandbox does can change them)."""
+
+    def __init__(self, opts: Options):
+        self.opts = opts
+        self.instructor = Path(opts.instructor_dir).resolve()
+        self.course = load_course(self.instructor / "assignments" / "course.yaml")
+        self.root = Path(tempfile.mkdtemp(prefix="tito-regrade-", dir=opts.work_root))
+        self.base = prepare_base(self.instructor, self.root / "base")
+        self.reference = reference_answers(opts, self.course, self.root / "reference")
+        self.count = 0
+
+    def close(self) -> None:
+        if self.opts.keep_work:
+            self.opts.say(f"  work folder kept: {self.root}")
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def regrade(self, repository: str, clone_url: str, results_dir: Path, *, github_username: str = "",
+                token: str | None = None) -> dict:
+        """Clone, overlay, grade one repository in fresh sandboxes; writes and returns its result."""
+        opts, course = self.opts, self.course
+        self.count += 1
+        started = time.monotonic()
+        result = {"schema": RESULT_SCHEMA, "repository": repository, "github_username": github_username,
+                  "commit": None, "status": "error", "points": 0.0, "max_points": course.total_points,
+                  "modules": {}, "modules_passed": [], "milestones": {}, "milestones_passed": [], "notes": [],
+                  "flags": [], "taken": [], "verified": bool(opts.isolation.verified),
+                  "sandbox": opts.isolation.name, "seed": opts.seed}
+        if not opts.isolation.verified:
+            result["notes"].append("UNVERIFIED: graded without an OS sandbox (--unsandboxed); student code ran "
+                                   "with the grader's permissions and could have changed this result")
+        work_root = self.root / f"student-{self.count}"
+        work_root.mkdir()
         try:
-            result["commit"] = clone(clone_url, student, opts.clone_timeout, token)
-        except CloneError as exc:
-            result["status"] = "clone failed"
-            result["notes"].append(str(exc))
+            git_dir = work_root / "student.git"
+            try:
+                result["commit"] = clone(clone_url, git_dir, opts.clone_timeout, token)
+            except CloneError as exc:
+                result["status"] = "clone failed"
+                result["notes"].append(str(exc))
+                return _finish(result, results_dir, started)
+            work = work_root / "course"
+            shutil.copytree(self.base, work, symlinks=True)
+            ov = overlay_student(git_dir, result["commit"], work, course)
+            shutil.rmtree(git_dir, ignore_errors=True)   # nothing of the clone stays beside the sandbox
+            result["taken"] = ov.taken
+            result["notes"] += ov.notes + [f"{rel} is missing in the repository: graded as the stub"
+                                           for rel in ov.missing]
+            for rel in ov.taken:
+                result["flags"] += audit_source((work / rel).read_text(encoding="utf-8", errors="replace"), rel)
+            graded = grade_tree(work, course, opts, work_root / "scratch", self.reference)
+            result["modules"] = graded["modules"]
+            result["notes"] += graded["notes"]
+            result["modules_passed"] = [k for k, v in result["modules"].items() if v["ok"]]
+            if opts.milestones:
+                result["milestones"] = grade_milestones(work, course, opts, result["modules_passed"],
+                                                        work_root / "milestones")
+                result["milestones_passed"] = sorted(int(k) for k, v in result["milestones"].items()
+                                                     if v.get("status") == "passed")
+            result["points"] = round(sum(v["points"] for v in result["modules"].values()), 4)
+            result["seconds_tests"] = graded["tests_seconds"]
+            if graded.get("crash"):
+                result["status"] = "graded with a crash"
+                result["notes"].append(graded["crash"])
+            else:
+                result["status"] = "graded"
             return _finish(result, results_dir, started)
-        work = work_root / "work"
-        if base is not None:
-            shutil.copytree(base, work, symlinks=False)
-        else:
-            prepare_base(instructor, work)
-        ov = overlay_student(student, work, course)
-        result["taken"] = ov.taken
-        result["notes"] += ov.notes + [f"{rel} is missing in the repository: graded as the stub" for rel in ov.missing]
-        for rel in ov.taken:
-            result["flags"] += audit_source((work / rel).read_text(encoding="utf-8", errors="replace"), rel)
-        grader = pick_grader(opts.grader, work)
-        graded = grader(work, opts, course)
-        result["runner"] = graded.get("runner")
-        result["modules"] = graded["modules"]
-        result["milestones"] = graded.get("milestones", {})
-        result["notes"] += graded.get("notes", [])
-        result["points"] = round(sum(v["points"] for v in result["modules"].values()), 4)
-        result["modules_passed"] = [k for k, v in result["modules"].items() if v["ok"]]
-        result["milestones_passed"] = sorted(int(k) for k, v in result["milestones"].items() if v.get("passed"))
-        if graded.get("crash"):
-            result["status"] = "graded with a crash"
-            result["notes"].append(graded["crash"])
-        else:
-            result["status"] = "graded"
-        return _finish(result, results_dir, started)
-    finally:
-        if opts.keep_work:
-            opts.say(f"  work folder kept: {work_root}")
-        else:
-            shutil.rmtree(work_root, ignore_errors=True)
+        finally:
+            if not opts.keep_work:
+                shutil.rmtree(work_root, ignore_errors=True)
+
+
+def grade_milestones(work: Path, course: Course, opts: Options, modules_passed: list[str], scratch: Path) -> dict:
+    """Milestones whose modules passed in this regrade, judged outside the sandbox (see grading/milestones.py)."""
+    results = {}
+    for ms in course.milestones:
+        missing = [r for r in ms.requires if r not in modules_passed]
+        if missing:
+            results[str(ms.number)] = {"status": "locked", "reason": "needs all tests passing in: " + ", ".join(missing)}
+            continue
+        results[str(ms.number)] = {"status": "not_run", "reason": "milestones are not run by this version of the regrade"}
+    return results
+
+
+def regrade_repo(repository: str, clone_url: str, results_dir: Path, opts: Options, *,
+                 github_username: str = "", token: str | None = None) -> dict:
+    """One repository (a Regrader for a single student)."""
+    with Regrader(opts) as regrader:
+        return regrader.regrade(repository, clone_url, results_dir, github_username=github_username, token=token)
 
 
 def _finish(result: dict, results_dir: Path, started: float) -> dict:
@@ -427,8 +494,8 @@ def load_results(dirs) -> dict[str, dict]:
     return out
 
 
-CSV_COLUMNS = ["github_username", "repository", "commit", "status", "modules_passed", "points", "max_points",
-               "milestones_passed", "flags"]
+CSV_COLUMNS = ["github_username", "repository", "commit", "status", "verified", "modules_passed", "points",
+               "max_points", "milestones_passed", "flags"]
 
 
 def merge_results(dirs, out_dir: Path, course: Course | None = None) -> dict:
@@ -448,6 +515,7 @@ def merge_results(dirs, out_dir: Path, course: Course | None = None) -> dict:
     writer.writerow(CSV_COLUMNS)
     for r in ordered:
         writer.writerow([r.get("github_username", ""), r["repository"], r.get("commit") or "", r.get("status", ""),
+                         "yes" if r.get("verified") else "no",
                          len(r.get("modules_passed", [])), f"{float(r.get('points', 0)):g}",
                          f"{float(r.get('max_points', 0)):g}", len(r.get("milestones_passed", [])),
                          len(r.get("flags", []))])
