@@ -8,6 +8,7 @@ the reference in a second worker (grading/instructor/probe_worker.py), and only 
 `grading.channel` frames. A probe matches when it ran without error on the student's side and every output
 array agrees with the reference's (`grading.instructor.probes.outputs_match`). A worker that crashes,
 hangs, floods or sends garbage fails the probe it was running; the others are run again in a new worker.
+(The instructor's probe files are imported only by the workers: they run course code.)
 """
 from __future__ import annotations
 
@@ -18,8 +19,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from grading import channel
 from grading.course import Course
@@ -131,32 +130,18 @@ def _one_worker(root, isolation, seed, probes, limits, scratch, probe_seconds):
     except (OSError, ValueError):
         pass
     finally:
-        proc.kill()
-        proc.wait()
+        try:   # a worker that said "done" exits by itself (and its launcher removes its control group)
+            proc.wait(timeout=10 if running is None and answers else 0.01)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         log.close()
     return answers, running
 
 
-def describe_difference(mine: dict, ref: dict) -> str:
-    """The first output that differs, in words (expected vs got)."""
-    if set(mine) != set(ref):
-        return f"outputs {sorted(mine)} instead of {sorted(ref)}"
-    for key in sorted(ref):
-        a, b = mine[key], ref[key]
-        if a.shape != b.shape:
-            return f"output {key!r} has shape {a.shape}, the reference's has {b.shape}"
-        if a.dtype.kind != b.dtype.kind:
-            return f"output {key!r} has dtype {a.dtype}, the reference's has {b.dtype}"
-        if a.size and not np.array_equal(a, b):
-            diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
-            worst = float(np.nanmax(diff)) if np.isfinite(diff).any() else float("nan")
-            return f"output {key!r} differs from the reference's (largest difference {worst:.3g})"
-    return "outputs differ from the reference's"
-
-
 def compare(course: Course, names: dict[str, list[str]], student: dict, reference: dict) -> dict[str, ProbeVerdict]:
     """{module id: ProbeVerdict} from the answers of the two workers."""
-    from grading.instructor.probes import outputs_match
+    from grading.instructor.probes import mismatch
     verdicts = {}
     for m in course.modules:
         verdict = ProbeVerdict(total=len(names.get(m.id, [])))
@@ -167,9 +152,9 @@ def compare(course: Course, names: dict[str, list[str]], student: dict, referenc
                                         " - a broken probe, tell the course maintainers")
             elif mine is None or mine.error:
                 verdict.failures.append(f"{name}: {mine.error if mine else 'no answer'}")
-            elif outputs_match(mine.arrays, ref.arrays):
+            elif (why := mismatch(mine.arrays, ref.arrays)) is None:
                 verdict.matched += 1
             else:
-                verdict.failures.append(f"{name}: {describe_difference(mine.arrays, ref.arrays)}")
+                verdict.failures.append(f"{name}: {why}")
         verdicts[m.id] = verdict
     return verdicts

@@ -22,23 +22,18 @@ import signal
 import sys
 import time
 import traceback
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from grading import channel
+from grading.instructor.probes import probe_rng
 
 MAX_ERROR_CHARS = 600
 
 
 class ProbeTimeLimit(BaseException):
     """A probe ran past its time limit (a BaseException, so `except Exception` in student code cannot hide it)."""
-
-
-def probe_rng(seed: int, module: str, probe: str) -> np.random.Generator:
-    """The inputs of one probe: the same on both sides of the comparison, fresh for every regrade seed."""
-    return np.random.default_rng([int(seed), zlib.crc32(f"{module}/{probe}".encode("utf-8"))])
 
 
 def load_probes(root: Path) -> dict[str, dict]:

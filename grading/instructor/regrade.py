@@ -193,7 +193,10 @@ def overlay_student(git_dir: Path, commit: str, work: Path, course: Course) -> O
             continue
         if rel not in sources and (name in NEVER_TAKEN or (work / rel).exists()):
             ov.ignored.append(rel)
-            ov.notes.append(f"{rel} is not taken (the course's own copy of that file is used)")
+            ours = work / rel
+            if not (ours.is_file() and entry.size == ours.stat().st_size
+                    and read_blob(git_dir, entry.sha) == ours.read_bytes()):
+                ov.notes.append(f"{rel} differs from the course's copy: the course's copy is used")
             continue
         if entry.size > MAX_SOURCE_BYTES:
             ov.ignored.append(rel)

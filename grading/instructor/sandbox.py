@@ -13,7 +13,8 @@ What a sandboxed child sees and can do (each point is tested in tests/test_regra
 - an environment cleared to what the caller passes (no tokens), HOME and TMPDIR in its private /tmp;
 - no network (only its own loopback);
 - limits: address space and file size (set by `grading.testrun.Watched` around it), the number of
-  processes of this user (RLIMIT_NPROC, set by a small launcher before bwrap starts), and the wall clock.
+  processes (a pids control group, or RLIMIT_NPROC: grading/instructor/sandbox_launcher.py), and the wall
+  clock (its caller's watchdog).
 
 Bubblewrap ships with most distributions (`apt-get install bubblewrap`). Ubuntu 24.04 (GitHub's
 `ubuntu-latest`) also restricts unprivileged user namespaces through AppArmor; the class workflow lifts
@@ -40,7 +41,7 @@ SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime", "/etc/p
 # site-packages. An empty tmpfs is mounted over each.
 COURSE_PACKAGES = ("tinytorch", "grading", "milestones")
 TMP_BYTES = 512 * 1024 * 1024
-EXTRA_PROCESSES = 256          # RLIMIT_NPROC above what this user already runs
+MAX_PROCESSES = 256            # processes one sandbox may have (sandbox_launcher.py)
 
 HOW_TO_GET_ONE = (
     "The regrade runs student code in a bubblewrap sandbox (Linux only). Install it with "
@@ -61,10 +62,10 @@ class Bubblewrap:
     verified = True
 
     def __init__(self, executable: str | None = None, tmp_bytes: int = TMP_BYTES,
-                 extra_processes: int = EXTRA_PROCESSES):
+                 max_processes: int = MAX_PROCESSES):
         self.executable = executable or shutil.which("bwrap") or "bwrap"
         self.tmp_bytes = int(tmp_bytes)
-        self.extra_processes = int(extra_processes)
+        self.max_processes = int(max_processes)
 
     # ---- is it there? -------------------------------------------------------------------------------
     def check(self) -> None:
@@ -119,14 +120,9 @@ class Bubblewrap:
         for key, value in sorted(inside.items()):
             args += ["--setenv", key, value]
         args += ["--", *argv]
-        # RLIMIT_NPROC counts every process of this user on the machine, so the cap is "what runs now plus
-        # EXTRA_PROCESSES"; a tiny launcher sets it and then becomes bwrap.
-        launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(_processes_of_this_user() + self.extra_processes)]
+        launcher = [sys.executable, "-I", str(Path(__file__).with_name("sandbox_launcher.py")),
+                    str(self.max_processes)]
         return launcher + args, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-
-
-_LAUNCHER = ("import os, resource, sys; n = int(sys.argv[1]); "
-             "resource.setrlimit(resource.RLIMIT_NPROC, (n, n)); os.execvp(sys.argv[2], sys.argv[2:])")
 
 
 def _real_dir_or_file(path) -> str:
@@ -158,24 +154,3 @@ def _installed_course_packages(python_dirs: list[str]) -> list[str]:
             if os.path.isdir(candidate) and not os.path.islink(candidate):
                 found.append(candidate)
     return found
-
-
-def _processes_of_this_user() -> int:
-    uid = str(os.getuid())
-    count = 0
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return 512
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status", encoding="ascii", errors="replace") as fh:
-                for line in fh:
-                    if line.startswith("Uid:"):
-                        count += line.split()[1] == uid
-                        break
-        except OSError:
-            continue
-    return count
