@@ -199,7 +199,7 @@ def test_outputs_match_tolerances():
     assert "integers differ" in mismatch({"x": ref["x"], "n": ref["n"] + 1}, ref)
     assert "shape" in mismatch({"x": ref["x"].T, "n": ref["n"]}, ref)
     assert "names" in mismatch({"x": ref["x"]}, ref)
-    assert "integer" in mismatch({"x": ref["x"].astype(np.int64), "n": ref["n"]}, ref)
+    assert "floating" in mismatch({"x": ref["x"].astype(np.int64), "n": ref["n"]}, ref)
     assert "NaN" in mismatch({"x": np.full_like(ref["x"], np.nan), "n": ref["n"]}, ref)
     assert "dtype" in mismatch({"x": ref["x"].astype(bool), "n": ref["n"]}, ref)
     assert outputs_match({"v": np.array([np.inf, np.nan, 1.0])}, {"v": np.array([np.inf, np.nan, 1.0])})
