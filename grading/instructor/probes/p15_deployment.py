@@ -2,10 +2,11 @@
 
 In a private temporary folder (`tempfile`): a small model with weights drawn by the probe is saved with
 `save_artifact` and loaded back with `load_artifact`; the probe returns the reloaded model's raw outputs and
-`predict` answers (predictions, probabilities) on fresh inputs, and the metadata's parameter count. The
-content hash is checked by its properties (equal for equal weights in any dict order, different when one
-number changes; the exact digest depends on how the bytes are fed to sha256), and a copy of the artifact with
-one weight changed must be refused. `Artifact.validate` gets valid batches (returned converted) and invalid
+`predict` answers (predictions, probabilities) on fresh inputs, and the metadata's parameter count; a copy
+of the artifact with one weight changed must be refused. The content hash is checked by its properties, not
+its digest (which depends on how an implementation feeds the bytes to sha256): which of randomly chosen
+variants hash equal (a copy or another dict order must; a changed number, dtype, shape or architecture must
+not). `Artifact.validate` gets valid batches (returned converted) and invalid
 ones (each must raise InputError). The MicroBatcher gets concurrent requests of random sizes from threads;
 each must get back exactly its own rows of the model's outputs, however the requests were grouped.
 """
@@ -62,20 +63,33 @@ def probe_artifact_round_trip(tt, rng) -> dict[str, np.ndarray]:
 
 
 def probe_content_hash_properties(tt, rng) -> dict[str, np.ndarray]:
+    """Which of 8 randomly chosen variants of one model hash equal: the same weights again (a copy, or in another
+    dict order) must, a changed number, dtype, shape or architecture must not. The pattern is drawn per regrade."""
     dep = _deployment(tt)
-    weights = {f"w{i}": rng.normal(size=tuple(int(s) for s in rng.integers(1, 5, 2))).astype(np.float32)
+    weights = {f"w{i}": rng.normal(size=(2, int(rng.integers(2, 5)))).astype(np.float32)
                for i in range(int(rng.integers(2, 5)))}
     arch = {"type": "Sequential", "layers": [{"type": "ReLU", "config": {}}]}
-    base = dep.content_hash(arch, weights)
-    reordered = dep.content_hash(arch, dict(reversed(list(weights.items()))))
-    changed = {k: v.copy() for k, v in weights.items()}
-    name = sorted(changed)[int(rng.integers(0, len(changed)))]
-    changed[name].flat[int(rng.integers(0, changed[name].size))] += np.float32(1e-3)
-    other_arch = {"type": "Sequential", "layers": [{"type": "Tanh", "config": {}}]}
-    props = [base == dep.content_hash(arch, {k: v.copy() for k, v in weights.items()}), base == reordered,
-             base != dep.content_hash(arch, changed), base != dep.content_hash(other_arch, weights),
-             isinstance(base, str) and base.startswith("sha256:")]
-    return {"properties": np.array([int(p) for p in props]), "hashed_sizes": np.array([w.size for w in weights.values()])}
+    name = sorted(weights)[int(rng.integers(0, len(weights)))]
+
+    def variant(kind: int):
+        w = {k: v.copy() for k, v in weights.items()}
+        if kind == 1:
+            w = dict(reversed(list(w.items())))
+        elif kind == 2:
+            w[name].flat[0] += np.float32(1e-3)
+        elif kind == 3:
+            w[name] = w[name].astype(np.float64)
+        elif kind == 4:
+            w[name] = w[name].reshape(-1)
+        elif kind == 5:
+            return {"type": "Sequential", "layers": [{"type": "Tanh", "config": {}}]}, w
+        return arch, w
+
+    kinds = rng.integers(0, 6, size=8)
+    hashes = [dep.content_hash(*variant(int(k))) for k in kinds]
+    equal = np.array([[int(a == b) for b in hashes] for a in hashes])
+    well_formed = all(isinstance(h, str) and h.startswith("sha256:") for h in hashes)
+    return {"equal": equal, "well_formed": np.array([int(well_formed)])}
 
 
 def probe_validate(tt, rng) -> dict[str, np.ndarray]:
