@@ -12,7 +12,9 @@ with `outputs_match`, the judge's function:
 - with every module solved but one, no probe of that module matches and every earlier module's does (so
   each probe needs its own module's work, and an unfinished module costs no earlier module anything);
 - a copy of the reference with a subtly wrong matmul, relu or division gradient mismatches exactly the
-  probes that exercise them in those modules.
+  probes that exercise them in those modules;
+- a copy of the reference with honest alternatives (other random draws for init, dropout, shuffling, crops,
+  flips, sampling and windows; other correct formulas) matches every probe: no false mismatches.
 """
 from __future__ import annotations
 
@@ -121,6 +123,28 @@ BUGS = (
 CAUGHT_BY = {"02_tensor": {"probe_matmul"}, "03_activations": {"probe_relu_and_leaky_relu"},
              "09_autograd": {"probe_elementwise_rules_and_unbroadcast"}}
 
+# Honest alternatives: other random draws and other (equally right) formulas, as students write them. Every
+# probe must still match the reference: probes compare what any correct implementation computes.
+HONEST_VARIANTS = (
+    ("layers.py", "rng.uniform(-bound, bound, (self.out_features, self.in_features))",
+     "(rng.random((self.out_features, self.in_features)) * 2 - 1) * bound"),
+    ("layers.py", "bound = 1.0 / math.sqrt(self.in_features)",
+     "bound = 1.0 / math.sqrt(self.in_features)\n        get_rng().random(3)   # another draw first"),
+    ("layers.py", "keep = get_rng().random(x.shape, dtype=np.float32) >= p",
+     "keep = get_rng().random(x.shape) < 1.0 - p"),
+    ("data.py", "        return rng.permutation(n)", "        return np.argsort(rng.random(n), kind=\"stable\")"),
+    ("data.py", "flip = get_rng().random(len(x)) < self.p", "flip = get_rng().random(len(x)) >= 1.0 - self.p"),
+    ("data.py", "top = rng.integers(0, height - h + 1, size=n)",
+     "top = (height - h) - rng.integers(0, height - h + 1, size=n)"),
+    ("networks.py", "var = (centred * centred).mean(axis=-1, keepdims=True)", "var = d.var(axis=-1, keepdims=True)"),
+    ("networks.py", "bound = _gain(nonlinearity, a) * math.sqrt(3.0 / fan)",
+     "bound = _gain(nonlinearity, a) * math.sqrt(3.0 / fan)\n        get_rng().random(7)   # another draw first"),
+    ("compression.py", "k = int(amount * values.size)", "k = round(amount * values.size)"),
+    ("tinygpt.py", "u = rng.random((p.shape[0], 1))", "u = 1.0 - rng.random((p.shape[0], 1))"),
+    ("tinygpt.py", "starts = rng.integers(0, len(ids) - T, size=batch_size)",
+     "starts = np.array([int(rng.integers(0, len(ids) - T)) for _ in range(batch_size)], dtype=np.int64)"),
+)
+
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
@@ -156,6 +180,13 @@ def sweep(tmp_path_factory):
         assert text.count(old) == 1, f"the planted bug no longer applies: {old!r} is not in {rel} exactly once"
         path.write_text(text.replace(old, new))
     trees["buggy"] = base / "buggy"
+    shutil.copytree(REPO / "tinytorch", base / "honest" / "tinytorch", ignore=shutil.ignore_patterns("__pycache__"))
+    for rel, old, new in HONEST_VARIANTS:
+        path = base / "honest" / "tinytorch" / rel
+        text = path.read_text()
+        assert text.count(old) == 1, f"the honest variant no longer applies: {old!r} is not in {rel} exactly once"
+        path.write_text(text.replace(old, new))
+    trees["honest"] = base / "honest"
     runs = run_probes(list(trees.values()), SEED, base / "runs")
     return dict(zip(trees, runs))
 
@@ -225,6 +256,12 @@ def test_a_plausible_bug_is_caught_by_the_probes_that_exercise_it(sweep, referen
         assert expected <= failing, f"{module_id}: the planted bug is not caught by {expected - failing}"
         if module_id in ("02_tensor", "03_activations"):   # nothing else of these modules uses the wrong line
             assert failing == expected, f"{module_id} probes that mismatch: {failing}, expected only {expected}"
+
+
+def test_honest_alternatives_match_every_probe(sweep, reference):
+    got = sweep["honest"]
+    wrong = {key: why(got, reference, key) for key, ok in matched(got, reference).items() if not ok}
+    assert not wrong, f"probes that fail an honest implementation with other random draws or formulas: {wrong}"
 
 
 def test_outputs_match_tolerances():
