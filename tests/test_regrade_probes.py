@@ -127,7 +127,7 @@ CAUGHT_BY = {"02_tensor": {"probe_matmul"}, "03_activations": {"probe_relu_and_l
 # probe must still match the reference: probes compare what any correct implementation computes.
 HONEST_VARIANTS = (
     ("layers.py", "rng.uniform(-bound, bound, (self.out_features, self.in_features))",
-     "(rng.random((self.out_features, self.in_features)) * 2 - 1) * bound"),
+     "((rng.random((self.out_features, self.in_features)) * 2 - 1) * bound)"),
     ("layers.py", "bound = 1.0 / math.sqrt(self.in_features)",
      "bound = 1.0 / math.sqrt(self.in_features)\n        get_rng().random(3)   # another draw first"),
     ("layers.py", "keep = get_rng().random(x.shape, dtype=np.float32) >= p",
