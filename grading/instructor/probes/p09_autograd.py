@@ -76,7 +76,7 @@ def probe_unary_and_activation_rules(tt, rng) -> dict[str, np.ndarray]:
 
 
 def probe_reduction_rules(tt, rng) -> dict[str, np.ndarray]:
-    shape = _shape(rng, 2, 4)
+    shape = (int(rng.integers(2, 5)),) + _shape(rng, 1, 3)   # >= 2 elements: the unbiased std needs them
     x = _leaf(tt, _floats(rng, shape))
     ties = _leaf(tt, rng.integers(-2, 3, size=shape).astype(np.float32))   # ties share max/min gradients
     axis = int(rng.integers(-len(shape), len(shape)))
