@@ -119,9 +119,11 @@ def _im2col(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int, Ho: int, Wo: int
     """
     # Within one window row the kw pixels x C channels are contiguous in memory, so we describe the
     # windows as (N, Ho, Wo, kh, kw*C): the copy then moves runs of kw*C floats instead of C.
+    # The run of kw*C floats steps by the item size: xp is C-contiguous, but NumPy leaves the stride of a
+    # size-1 axis arbitrary (one-channel NCHW images seen as NHWC), so xp.strides[3] cannot be used here.
     N, C = xp.shape[0], xp.shape[3]
-    n, r, c, ch = xp.strides
-    windows = as_strided(xp, (N, Ho, Wo, kh, kw * C), (n, r * sh, c * sw, r, ch), writeable=False)
+    n, r, c, _ = xp.strides
+    windows = as_strided(xp, (N, Ho, Wo, kh, kw * C), (n, r * sh, c * sw, r, xp.itemsize), writeable=False)
     if out is None:
         out = np.empty((N, Ho, Wo, kh, kw * C), dtype=xp.dtype)
     out = out.reshape(N, Ho, Wo, kh, kw * C)
@@ -326,10 +328,11 @@ def conv2d_maxpool2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, padd
     # BEGIN SOLUTION
     Hp, Wp = Ho // 2, Wo // 2
     xp = _pad_scratch(nhwc(x.data), ph, pw, "input")
-    n, r, c, ch = xp.strides
+    n, r, c, _ = xp.strides   # runs of kw*C floats step by the item size (see _im2col)
     cols = np.empty((4, N, Hp, Wp, kh, kw * C), dtype=xp.dtype)
     for k, (di, dj) in enumerate(_PHASES):   # windows at stride 2 starting at (di, dj): a view each
-        windows = as_strided(xp[:, di:, dj:], (N, Hp, Wp, kh, kw * C), (n, 2 * r, 2 * c, r, ch), writeable=False)
+        windows = as_strided(xp[:, di:, dj:], (N, Hp, Wp, kh, kw * C), (n, 2 * r, 2 * c, r, xp.itemsize),
+                             writeable=False)
         _parallel(lambda lo, hi: np.copyto(cols[k, lo:hi], windows[lo:hi]), N)
     cols = cols.reshape(4 * N * Hp * Wp, kh * kw * C)
     y = cols @ _weight_rows(weight.data)

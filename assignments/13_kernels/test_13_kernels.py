@@ -45,6 +45,17 @@ def test_fast_conv2d_equals_module06_conv2d(stride, padding):
     gradcheck(lambda x, w, b: kernels.conv2d(x, w, b, stride, padding), x, w, b, name="fast conv2d")
 
 
+def test_fast_conv2d_on_one_channel_images_without_padding():
+    # (N, 1, H, W) images seen as NHWC have a size-1 channel axis whose stride NumPy leaves arbitrary: the
+    # windows must step through each row by the item size, not by that stride (MNIST-shaped input).
+    x, w, b = rand(2, 1, 8, 7), rand(3, 1, 2, 3, seed=2), rand(3, seed=3)
+    assert_same(lambda x, w, b: kernels.conv2d(x, w, b), lambda x, w, b: spatial.conv2d(x, w, b), x, w, b,
+                what="conv2d of one-channel images")
+    assert_same(lambda x, w, b: kernels.conv2d_maxpool2d(x, w, b),
+                lambda x, w, b: spatial.max_pool2d(spatial.conv2d(x, w, b), 2), x, w, b,
+                what="conv2d + max-pool of one-channel images")
+
+
 def test_fast_conv2d_input_gradient_is_a_convolution_of_the_output_gradient():
     # the rotated-kernel trick must also hold for a 1x1 kernel and a kernel as large as the input
     for k, hw in ((1, 4), (4, 4)):

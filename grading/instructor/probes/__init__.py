@@ -17,12 +17,25 @@ of probes as it passes tests). A probe of module N calls only code of modules <=
 of module N, so with the solutions of modules 1..K in place exactly the probes of modules <= K match. A probe
 that raises (a stub's NotImplementedError, anything) is simply not matched; probes never catch broadly.
 
-Probe files import only NumPy and the standard library: they can be copied into a sandbox on their own.
+Running them (what the judge does on each side, and tests/test_regrade_probes.py too):
+
+    for mod in probe_modules():
+        for probe in mod.PROBES:
+            outputs = probe(tt, probe_rng(seed, mod.MODULE, probe.__name__))
+
+This folder imports only NumPy and the standard library, so it can be copied into a sandbox as it is. Probes
+write files only in a `tempfile` folder (module 15) and start threads only inside one probe (module 15's
+micro-batcher, joined before it returns).
 
 Where two honest implementations may legitimately draw different random numbers (weight init, dropout masks,
 shuffling, crops, sampling), a probe returns what does not depend on the draws: weights are loaded from
 arrays the probe draws itself, a dropout output is returned rescaled back where it was kept, a shuffled epoch
-is returned sorted, an initialiser's scale is returned as a rounded ratio to the formula's.
+is returned sorted, an initialiser's scale is returned as a rounded ratio to the formula's. Those rounded
+statistics are computed over thousands of draws, so a rounding boundary is at least 5 standard errors away
+(a false mismatch well under 1e-5 per probe and regrade); quantized int8 values (module 12) are compared
+exactly, and two honest formulas round differently only for an input within ~1e-5 of a half step. Over 300
+seeds, an implementation with other random draws and equivalent formulas (tests/test_regrade_probes.py,
+HONEST_VARIANTS) matched every probe.
 
 Tolerances (`outputs_match`): integer outputs must be equal; floating outputs must satisfy
     |got - expected| <= ATOL * max(1, max|expected|) + RTOL * |expected|      element-wise,
@@ -31,9 +44,9 @@ has a 6e-8 relative step; honest implementations differ by summation order (BLAS
 a different but equivalent formula), a few hundred ulps at most for the probes' sizes, so 1e-4 leaves a wide
 margin while a wrong formula (a missing term, a wrong axis, a transposed weight) is off by far more. Scaling
 the absolute part by the largest expected magnitude keeps near-zero entries of a large-valued output (a
-gradient whose terms cancel) from failing on rounding alone. Dtype: only the kind must agree (float, signed
-or unsigned integer): a float64 result where float32 is expected is a module-02 dtype-rule matter, probed
-there explicitly by item sizes.
+gradient whose terms cancel) from failing on rounding alone. Dtype: only the kind must agree (floating
+point or integer): a float64 result where float32 is expected is a module-02 dtype-rule matter, probed there
+explicitly by item sizes.
 """
 from __future__ import annotations
 
@@ -46,7 +59,6 @@ import numpy as np
 
 RTOL = 1e-4
 ATOL = 1e-5
-
 
 
 def probe_modules() -> list[ModuleType]:

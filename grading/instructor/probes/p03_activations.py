@@ -21,8 +21,10 @@ def _input(tt, rng, huge: bool = False):
 
 def probe_relu_and_leaky_relu(tt, rng) -> dict[str, np.ndarray]:
     x = _input(tt, rng)
+    wide = tt.Tensor(rng.uniform(-20.0, 20.0, 32).astype(np.float32))   # large values: a clipped relu shows
     slope = float(rng.uniform(0.01, 0.5))
-    return {"relu": tt.relu(x).data, "leaky": tt.leaky_relu(x, slope).data, "method": x.relu().data}
+    return {"relu": tt.relu(x).data, "leaky": tt.leaky_relu(x, slope).data, "method": x.relu().data,
+            "relu_wide": tt.relu(wide).data, "leaky_wide": tt.leaky_relu(wide, slope).data}
 
 
 def probe_sigmoid_tanh_gelu(tt, rng) -> dict[str, np.ndarray]:

@@ -99,7 +99,8 @@ def probe_linear(tt, rng) -> dict[str, np.ndarray]:
 
 
 def probe_linear_init(tt, rng) -> dict[str, np.ndarray]:
-    """Shapes, and max|W| * sqrt(in) and std(W) * sqrt(3 in) rounded to 0.1 (both 1.0 for U(-1/sqrt(in), 1/sqrt(in)))."""
+    """Shapes, and max|W| * sqrt(in) and std(W) * sqrt(3 in) rounded to 0.1: both 1.0 for U(-1/sqrt(in), 1/sqrt(in))
+    (over >= 4096 weights the rounding boundaries are many standard errors away)."""
     tt.manual_seed(int(rng.integers(0, 2**31)))
     n_in, n_out = int(rng.integers(16, 128)), int(rng.integers(256, 400))
     layer = tt.nn.Linear(n_in, n_out)

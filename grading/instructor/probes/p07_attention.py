@@ -47,7 +47,8 @@ def probe_scaled_dot_product_attention(tt, rng) -> dict[str, np.ndarray]:
     out, weights = sdpa(q, k, v, mask=padding, return_weights=True)
     square = tt.Tensor(_floats(rng, (n, t, d)))
     return {"masked": out.data, "weights": weights.data, "plain": sdpa(q, k, v).data,
-            "causal_more_keys": sdpa(q, k, v, causal=True).data, "causal_self": sdpa(square, square, square, causal=True).data}
+            "causal_more_keys": sdpa(q, k, v, causal=True).data,
+            "causal_self": sdpa(square, square, square, causal=True).data}
 
 
 def probe_multi_head_attention(tt, rng) -> dict[str, np.ndarray]:
