@@ -657,9 +657,25 @@ MINI_TESTS = {
 }
 
 
+MINI_PROBES = {
+    "grading/instructor/probes/p01_alpha.py": (
+        '"""Probes of the mini course\'s module 01."""\nimport numpy as np\n\nMODULE = "01_alpha"\n\n\n'
+        'def probe_double(tt, rng):\n    x = rng.standard_normal(6)\n'
+        '    return {"y": np.array([tt.alpha.double(float(v)) for v in x])}\n\n\n'
+        'def probe_scaler(tt, rng):\n    k, x = rng.standard_normal(2)\n'
+        '    return {"y": np.array([tt.alpha.Scaler(float(k)).scale(float(x))])}\n\n\n'
+        'PROBES = [probe_double, probe_scaler]\n'),
+    "grading/instructor/probes/p02_beta.py": (
+        '"""Probes of the mini course\'s module 02."""\nimport numpy as np\n\nMODULE = "02_beta"\n\n\n'
+        'def probe_quadruple(tt, rng):\n    x = rng.standard_normal(6)\n'
+        '    return {"y": np.array([tt.beta.quadruple(float(v)) for v in x])}\n\n\n'
+        'PROBES = [probe_quadruple]\n'),
+}
+
+
 def make_mini_course(root, grading_src=None, git: bool = False):
-    """A two-module course at `root`: the real grading/ package (instructor folder included), solution
-    blocks, tests."""
+    """A two-module course at `root`: the real grading/ package (instructor folder included, with probes
+    of this course), solution blocks, tests."""
     import shutil
     import subprocess
     from pathlib import Path
@@ -690,7 +706,9 @@ def make_mini_course(root, grading_src=None, git: bool = False):
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text, encoding="utf-8")
     shutil.copytree(grading_src, root / "grading", dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.md", "*.json"))
+                    ignore=shutil.ignore_patterns("__pycache__", "*.md", "*.json", "p[0-9][0-9]_*.py"))
+    for rel, text in MINI_PROBES.items():   # the probes of this course, not the real one's
+        (root / rel).write_text(text, encoding="utf-8")
     (root / "tinytorch" / "__pycache__").mkdir(exist_ok=True)
     (root / "tinytorch" / "__pycache__" / "alpha.cpython-311.pyc").write_bytes(b"junk")
     if git:

@@ -1,5 +1,6 @@
-"""`tito classroom regrade` on real local git repositories made from a release, and the class workflow's
-shard and merge steps run locally (the workflow's own scripts, read from the YAML)."""
+"""`tito classroom regrade` on real local git repositories made from a release of a miniature course (with
+its own probes), in the bubblewrap sandbox, and the class workflow's shard and merge steps run locally (the
+workflow's own scripts, read from the YAML). tests/test_regrade_sandbox.py attacks the real course."""
 from __future__ import annotations
 
 import csv
@@ -20,6 +21,7 @@ from fake_github import BOT, FakeGitHub, make_mini_course  # noqa: E402
 from grading.instructor import regrade as R  # noqa: E402
 from grading.course import load_course  # noqa: E402
 from grading.instructor.release import build_release  # noqa: E402
+from grading.instructor.sandbox import Bubblewrap, SandboxUnavailable  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "ghp_workflowTESTtoken0000000000000"
@@ -62,13 +64,29 @@ TAMPERING = {
     "assignments/course.yaml": "course: hacked\nmodules: []\nmilestones: []\n",
     "badges/progress.json": '{"modules": {"02_beta": {"ok": true, "points": 6}}, "totals": {"points": 10}}\n',
     "tinytorch/__init__.py": "import _pytest.reports\n_pytest.reports.TestReport.passed = property(lambda s: True)\n",
-    # student code that fakes output and writes a fake report where the grader writes its own
+    # student code that fakes output and tries to write a fake report where the grader writes its own
+    # (the course tree is read-only in the sandbox)
     "tinytorch/beta.py": (
         "import json, os\nfrom tinytorch.alpha import double\nprint('Points 10/10')\n"
-        "os.makedirs('badges', exist_ok=True)\n"
-        "open('badges/progress.json', 'w').write(json.dumps({'totals': {'points': 10}}))\n\n\n"
+        "try:\n    os.makedirs('badges', exist_ok=True)\n"
+        "    open('badges/progress.json', 'w').write(json.dumps({'totals': {'points': 10}}))\n"
+        "except OSError:\n    pass\n\n\n"
         "def quadruple(x):\n    raise NotImplementedError('02_beta')\n"),
 }
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    sandbox = Bubblewrap()
+    try:
+        sandbox.check()
+    except SandboxUnavailable as exc:
+        pytest.skip(str(exc))
+    return sandbox
+
+
+def options(course, sandbox, **kw) -> R.Options:
+    return R.Options(instructor_dir=course, isolation=sandbox, log=lambda m: None, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -76,23 +94,21 @@ def mini(tmp_path_factory):
     root = tmp_path_factory.mktemp("mini")
     course = make_mini_course(root / "course")
     build_release(root / "release", course, solutions_through=1)   # the student solved module 01
-    R.prepare_base(course, root / "base")                          # what `regrade --all` builds once per run
     return root, course
 
 
-@pytest.mark.parametrize("grader", ["auto", pytest.param("pytest", marks=pytest.mark.slow)])
-def test_tampering_changes_nothing(mini, tmp_path, grader):
+def test_tampering_changes_nothing(mini, tmp_path, sandbox):
     root, course = mini
     repo = student_repo(root / "release", tmp_path / "student", TAMPERING)
-    opts = R.Options(instructor_dir=course, grader=grader, log=lambda m: None)
-    result = R.regrade_repo("org/mini-alice", f"file://{repo}", tmp_path / "results", opts, github_username="alice",
-                            base=root / "base")
+    result = R.regrade_repo("org/mini-alice", f"file://{repo}", tmp_path / "results", options(course, sandbox),
+                            github_username="alice")
     assert result["status"] == "graded", result["notes"]
-    assert result["runner"] == ("tito grade" if grader == "auto" else "pytest (grading.testrun)")
+    assert result["verified"] is True and result["sandbox"] == "bubblewrap"
     assert result["modules_passed"] == ["01_alpha"]
-    assert result["modules"]["01_alpha"] == {**result["modules"]["01_alpha"], "passed": 2, "total": 2, "ok": True}
-    # module 02: the instructor's 2 tests + 1 hidden test, all failing; nothing the student added counts
-    assert result["modules"]["02_beta"]["total"] == 3 and result["modules"]["02_beta"]["passed"] == 0
+    assert result["modules"]["01_alpha"] == {**result["modules"]["01_alpha"], "passed": 2, "total": 2, "ok": True,
+                                             "probes_matched": 2, "probes_total": 2}
+    # module 02: the instructor's 2 tests, both failing; nothing the student added counts
+    assert result["modules"]["02_beta"]["total"] == 2 and result["modules"]["02_beta"]["passed"] == 0
     assert result["points"] == 4.0 and result["max_points"] == 10.0
     assert result["taken"] == ["tinytorch/alpha.py", "tinytorch/beta.py"]
     assert result["commit"] == git(repo, "rev-parse", "HEAD")
@@ -102,18 +118,31 @@ def test_tampering_changes_nothing(mini, tmp_path, grader):
     assert saved["points"] == 4.0 and saved["schema"] == R.RESULT_SCHEMA
 
 
-@pytest.mark.slow
-def test_full_solution_scores_full_points(mini, tmp_path):
+def test_full_solution_scores_full_points(mini, tmp_path, sandbox):
     root, course = mini
     full = tmp_path / "full-release"
     build_release(full, course, solutions_through=2)
     good = student_repo(full, tmp_path / "good", {})
     r = R.regrade_repo("org/mini-bob", str(good), tmp_path / "results",   # a plain local path works too
-                       R.Options(instructor_dir=course, log=lambda m: None), base=root / "base")
+                       options(course, sandbox))
     assert r["modules_passed"] == ["01_alpha", "02_beta"] and r["points"] == 10.0
 
 
-def test_missing_and_symlinked_sources_are_graded_as_stubs(mini, tmp_path):
+def test_a_wrong_answer_with_forged_test_passes_gets_only_what_the_probes_verify(mini, tmp_path, sandbox):
+    """Module 02's tests made to pass by a fake `quadruple` that knows the two test inputs: the probes draw
+    fresh inputs, so it is not credited."""
+    root, course = mini
+    cheat = ("from tinytorch.alpha import double\n\n\ndef quadruple(x):\n"
+             "    return {2: 8, -1: -4}.get(x, 0)\n")
+    repo = student_repo(root / "release", tmp_path / "cheat", {"tinytorch/beta.py": cheat})
+    r = R.regrade_repo("org/mini-dave", f"file://{repo}", tmp_path / "results", options(course, sandbox))
+    beta = r["modules"]["02_beta"]
+    assert (beta["passed"], beta["total"]) == (2, 2) and beta["probes_matched"] == 0 and beta["points"] == 0
+    assert r["modules_passed"] == ["01_alpha"] and r["points"] == 4.0
+    assert any(n.startswith("02_beta: 2/2 tests passed") for n in r["notes"]), r["notes"]
+
+
+def test_missing_and_symlinked_sources_are_graded_as_stubs(mini, tmp_path, sandbox):
     root, course = mini
     full = tmp_path / "full-release"
     build_release(full, course, solutions_through=2)
@@ -122,32 +151,32 @@ def test_missing_and_symlinked_sources_are_graded_as_stubs(mini, tmp_path):
     (repo / "tinytorch" / "beta.py").symlink_to("/etc/hostname")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "link")
-    r = R.regrade_repo("org/mini-carol", f"file://{repo}", tmp_path / "results",
-                       R.Options(instructor_dir=course, grader="pytest", log=lambda m: None), base=root / "base")
+    r = R.regrade_repo("org/mini-carol", f"file://{repo}", tmp_path / "results", options(course, sandbox))
     # never the reference solution: alpha is missing and beta a symlink, so both are the stubs and fail
     assert r["modules_passed"] == [] and r["taken"] == []
     assert any("tinytorch/alpha.py is missing" in n for n in r["notes"])
     assert any("tinytorch/beta.py is a symbolic link" in n for n in r["notes"])
 
 
-def test_clone_failure_is_recorded(mini, tmp_path):
+def test_clone_failure_is_recorded(mini, tmp_path, sandbox):
     _, course = mini
-    r = R.regrade_repo("org/nobody", f"file://{tmp_path}/missing.git", tmp_path / "results",
-                       R.Options(instructor_dir=course, log=lambda m: None))
+    r = R.regrade_repo("org/nobody", f"file://{tmp_path}/missing.git", tmp_path / "results", options(course, sandbox))
     assert r["status"] == "clone failed" and "org/nobody" == r["repository"] and "git clone" in r["notes"][0]
 
 
-@pytest.mark.slow
-def test_grader_time_limit(mini, tmp_path):
+def test_grader_time_limit(mini, tmp_path, sandbox):
     root, course = mini
     repo = student_repo(root / "release", tmp_path / "student",
                         {"tinytorch/beta.py": "from tinytorch.alpha import double\n\n\ndef quadruple(x):\n"
-                                              "    while x == 0:\n        pass\n    return double(double(x))\n"})
-    opts = R.Options(instructor_dir=course, test_timeout=2, timeout=120, log=lambda m: None)
-    r = R.regrade_repo("org/loop", f"file://{repo}", tmp_path / "results", opts, base=root / "base")
-    # the hidden test (quadruple(0)) hits the per-test limit; the other two pass
-    assert r["modules_passed"] == ["01_alpha"]
-    assert (r["modules"]["02_beta"]["passed"], r["modules"]["02_beta"]["total"]) == (2, 3)
+                                              "    while x < 0:\n        pass\n    return double(double(x))\n"})
+    opts = options(course, sandbox, test_timeout=2, probe_timeout=2, timeout=120)
+    r = R.regrade_repo("org/loop", f"file://{repo}", tmp_path / "results", opts)
+    # the test of a negative input hits the per-test limit, the other passes; the probe (random signs)
+    # hits the probe limit, so the module is credited nothing; module 01 keeps its points
+    assert r["status"] == "graded" and r["modules_passed"] == ["01_alpha"]
+    beta = r["modules"]["02_beta"]
+    assert (beta["passed"], beta["total"]) == (1, 2) and beta["points"] == 0
+    assert "time limit" in beta["probe_failures"][0]
 
 
 def test_audit_flags_tricks_but_not_the_reference_solution():
@@ -205,6 +234,9 @@ def test_workflow_shape():
     assert wf["jobs"]["regrade"]["strategy"]["matrix"]["shard"] == "${{ fromJSON(needs.plan.outputs.shards) }}"
     assert wf["jobs"]["merge"]["needs"] == "regrade" and wf["jobs"]["merge"]["if"] == "always()"
     assert wf["permissions"] == {"contents": "read"}
+    setup = step_script("regrade", "Set up the sandbox")
+    assert "apt-get install" in setup and "bubblewrap" in setup and "apparmor_restrict_unprivileged_userns=0" in setup
+    assert "--unsandboxed" not in WORKFLOW.read_text()
     actionlint = shutil.which("actionlint")
     if actionlint:
         res = subprocess.run([actionlint, str(WORKFLOW)], capture_output=True, text=True)
@@ -212,7 +244,7 @@ def test_workflow_shape():
 
 
 @pytest.mark.slow
-def test_workflow_shard_and_merge_steps_run_locally(mini, tmp_path):
+def test_workflow_shard_and_merge_steps_run_locally(mini, tmp_path, sandbox):
     root, course = mini
     users = ["alice", "bob", "carol"]
     # the students' repositories, as bare repositories under a clone base (file://)
@@ -277,29 +309,3 @@ def test_workflow_shard_and_merge_steps_run_locally(mini, tmp_path):
     assert roster["alice"]["regrade_points"] == "4" and roster["alice"]["points"] == "10"  # claimed vs verified
     assert roster["bob"]["regrade_points"] == "10"
     assert (out / "roster.html").read_text().startswith("<!DOCTYPE html>")
-
-
-# ---- the real course ---------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_regrade_of_the_real_course(tmp_path):
-    """A student who solved modules 01..03 of the real course and made module 04's tests `assert True`."""
-    course = load_course(REPO / "assignments" / "course.yaml")
-    solved, target = 3, course.modules[3]
-    missing = [m.id for m in course.modules[:4]
-               if not (REPO / m.source).exists() or not list((REPO / m.folder).glob("test_*.py"))]
-    if missing:
-        pytest.skip(f"needs the sources and tests of modules 01..04; missing: {missing}")
-    snap = tmp_path / "snapshot"
-    from grading.instructor.release import list_source_files
-    for rel in list_source_files(REPO):
-        (snap / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(REPO / rel, snap / rel)
-    build_release(tmp_path / "release", snap, solutions_through=solved)
-    edits = {p.relative_to(tmp_path / "release").as_posix(): "def test_ok():\n    assert True\n"
-             for p in (tmp_path / "release" / target.folder).glob("test_*.py")}
-    repo = student_repo(tmp_path / "release", tmp_path / "student", edits)
-    r = R.regrade_repo("org/real", f"file://{repo}", tmp_path / "results",
-                       R.Options(instructor_dir=snap, log=lambda m: None, test_timeout=120, timeout=1200))
-    assert r["status"] == "graded", r["notes"]
-    assert r["modules_passed"] == [m.id for m in course.modules[:solved]], r["modules"]
-    assert not r["modules"][target.id]["ok"] and r["modules"][target.id]["total"] > 1

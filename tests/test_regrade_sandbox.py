@@ -221,43 +221,52 @@ def test_walking_proc_to_the_reference_solutions_finds_nothing(world):
 
 
 def test_no_reference_solution_is_readable_inside_the_sandbox(world, sandbox, tmp_path):
-    """Lines that only the reference solutions contain appear in no file a sandboxed process can read."""
-    secrets_found = tmp_path / "found.txt"
+    """Lines that only the reference solutions contain (not the READMEs or anything else the student
+    template shows) appear in no file that a sandboxed process can read."""
+    public = "\n".join(p.read_text(encoding="utf-8", errors="replace")
+                       for p in world.regrader.base.rglob("*") if p.is_file())
     needles = []
     for m in world.course.modules:
         text = (world.instructor / m.source).read_text(encoding="utf-8")
-        for block in find_blocks(text)[:2]:
-            body = [ln.strip() for ln in block.body.splitlines()
-                    if len(ln.strip()) > 25 and not ln.strip().startswith("#")]
-            needles += body[:1]
-    assert len(needles) >= 10
-    (tmp_path / "needles.json").write_text(json.dumps(needles))
-    course_copy = world.regrader.base
-    code = f'''
+        lines = [ln.strip() for block in find_blocks(text) for ln in block.body.splitlines()]
+        needles += [ln for ln in lines if len(ln) > 25 and not ln.startswith("#") and ln not in public][:2]
+    assert len(needles) >= 20
+    given = tmp_path / "given"
+    given.mkdir()
+    (given / "needles.json").write_text(json.dumps(needles))
+    out = tmp_path / "out"
+    out.mkdir()
+    code = f"""
 import json, os
-needles = json.load(open({str(tmp_path / "needles.json")!r}))
-hits = []
+needles = json.load(open({str(given / "needles.json")!r}))
+hits, scanned = [], 0
 for top, dirs, files in os.walk("/"):
-    if top.startswith(("/proc", "/sys", "/dev")):
+    if top.startswith(("/proc", "/sys", "/dev", {str(given)!r})):
         dirs[:] = []
         continue
     for f in files:
-        if not f.endswith((".py", ".txt", ".md", ".json", ".yaml", ".pyc")):
-            continue
         p = os.path.join(top, f)
         try:
-            data = open(p, "rb").read().decode("utf-8", "replace")
+            if not os.path.isfile(p) or os.path.getsize(p) > 4_000_000:
+                continue
+            with open(p, "rb") as fh:
+                raw = fh.read()
         except OSError:
             continue
+        if b"\\0" in raw[:4096]:
+            continue   # binary (libraries, images): a source line would not be stored as such
+        data = raw.decode("utf-8", "replace")
+        scanned += 1
         hits += [p for n in needles if n in data]
-open({str(secrets_found)!r}, "w").write("\\n".join(sorted(set(hits))) + "\\nSCANNED\\n")
-'''
-    argv, env = sandbox.wrap([sys.executable, "-I", "-c", code], cwd=course_copy,
-                             readable=[course_copy, tmp_path / "needles.json"], writable=[tmp_path], env={})
-    subprocess.run(argv, env=env, check=True, timeout=600)
-    found = secrets_found.read_text().split("\n")
-    assert "SCANNED" in found
-    assert [f for f in found if f and f != "SCANNED"] == []
+open({str(out / "found.json")!r}, "w").write(json.dumps({{"hits": sorted(set(hits)), "scanned": scanned}}))
+"""
+    argv, env = sandbox.wrap([sys.executable, "-I", "-c", code], cwd=world.regrader.base,
+                             readable=[world.regrader.base, given], writable=[out], env={})
+    subprocess.run(argv, env=env, check=True, timeout=900)
+    found = json.loads((out / "found.json").read_text())
+    assert found["scanned"] > 1000 and found["hits"] == []
+    # and the scan does find them where they are: in the instructor's checkout, outside the sandbox
+    assert any(n in (world.instructor / "tinytorch" / "tensor.py").read_text() for n in needles)
 
 
 REWRITE_THE_BASE = r'''
@@ -505,6 +514,7 @@ def cross_entropy(logits, targets, *a, **k):
 
 
 def test_a_fork_bomb_is_contained(world):
+    """Robustness rather than an attack on the grade: contained, and the grading goes on."""
     bomb = r'''
 def _bomb():
     import os, sys, time
@@ -525,7 +535,10 @@ def _bomb():
 _bomb()
 '''
     result = world.regrade("fork-bomb", world.student("fork-bomb", {ATTACKED: append(bomb)}))
-    assert_honest(world, result)
+    # The bomb only hurts its own run (which may lose the processes it needs, as here), never the grader,
+    # the machine or the verdict: the result is written, and nothing is credited that was not verified.
+    assert result["status"] in ("graded", "graded with a crash") and result["verified"] is True
+    assert result["points"] <= world.honest["points"] and result["modules"]["05_networks"]["points"] == 0
     forked = [int(line.split()[1]) for line in world.logs(result).splitlines() if line.startswith("FORKED ")]
     assert forked and max(forked) <= world.opts.isolation.max_processes
 

@@ -9,10 +9,10 @@ of tampering applied and committed. For each scenario:
   integrity badge), and for most scenarios a real `tito grade` run of the student's own copy of the
   grader, restricted to two modules to stay fast (03_activations = work done, 14_benchmarking = the
   stub the student tries to get credit for);
-- instructor side: `regrade_repo` (clone, overlay of the student's module sources on the instructor's
-  tree, grading in a child with limits) - restricted to the same two modules by a runner that memoizes
-  results by a hash of the overlaid tree, so the test also proves that the tree the regrade grades is
-  byte-identical whatever the student tampered with outside their module sources;
+- instructor side: the sandboxed regrade (a bare clone, the student's module sources over the
+  instructor's stubbed tree, tests and probes in bubblewrap, the verdict outside it), one `Regrader` for
+  every scenario as in a class regrade; whatever the student tampered with outside their module sources,
+  the result is the clean repository's;
 - roster: `build_roster` against tests/fake_github.py, which compares protected files with the template
   by git blob hashes and checks the root commit.
 
@@ -20,7 +20,6 @@ grading/instructor/SECURITY.md is the table of these scenarios; keep the two in 
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import io
 import json
@@ -45,6 +44,7 @@ from grading.course import Course, load_course  # noqa: E402
 from grading.grade import check_tamper  # noqa: E402
 from grading.instructor.github import GitHub  # noqa: E402
 from grading.instructor.release import build_release, list_source_files  # noqa: E402
+from grading.instructor.sandbox import Bubblewrap, SandboxUnavailable  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SOLVED = 3                               # the release keeps the solutions of modules 01..03
@@ -275,42 +275,14 @@ STUDENT_SIDE = {
 }
 
 
-# ---- the world: one release, one regrade base, one fake GitHub ----------------------------------------
-def tree_key(root: Path) -> str:
-    """sha256 over every file of a tree (path and bytes), caches left out."""
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root)
-        if p.is_file() and not {".git", "__pycache__", ".hypothesis", ".pytest_cache"} & set(rel.parts):
-            h.update(rel.as_posix().encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
-    return h.hexdigest()
-
-
-class SubsetRunner:
-    """A regrade grader: the instructor's limited test runner (grading.testrun via grade_with_pytest) on
-    GRADED only; results memoized by the hash of the overlaid tree, which it also records."""
-
-    def __init__(self):
-        self.memo: dict[str, dict] = {}
-        self.keys: list[str] = []
-
-    def __call__(self, work: Path, opts, course: Course) -> dict:
-        key = tree_key(work)
-        self.keys.append(key)
-        if key not in self.memo:
-            sub = Course(course.name, tuple(m for m in course.modules if m.id in GRADED), (), course.deadlines)
-            self.memo[key] = R.grade_with_pytest(work, opts, sub)
-        return copy.deepcopy(self.memo[key])
-
-
+# ---- the world: one release, one regrader, one fake GitHub ----------------------------------------------
 @dataclass
 class World:
     tmp: Path
     snapshot: Path
     release: Path
-    base: Path
+    regrader: "R.Regrader"
     course: Course
-    runner: SubsetRunner
     fake: FakeGitHub
     gh: GitHub
     template_files: dict
@@ -321,6 +293,11 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
+    sandbox = Bubblewrap()
+    try:
+        sandbox.check()
+    except SandboxUnavailable as exc:
+        pytest.skip(str(exc))
     tmp = tmp_path_factory.mktemp("security")
     snapshot = tmp / "instructor"          # a copy: other people may be editing the working tree
     for rel in list_source_files(REPO):
@@ -329,16 +306,14 @@ def world(tmp_path_factory):
         dest.write_bytes((REPO / rel).read_bytes())
         dest.chmod((REPO / rel).stat().st_mode & 0o777)
     build_release(tmp / "release", snapshot, solutions_through=SOLVED)
-    base = R.prepare_base(snapshot, tmp / "base")
     course = load_course(snapshot / "assignments" / "course.yaml")
     files = {p.relative_to(tmp / "release").as_posix(): p.read_bytes()
              for p in sorted((tmp / "release").rglob("*")) if p.is_file()}
-    runner = SubsetRunner()
-    with FakeGitHub(token=TOKEN) as fake, pytest.MonkeyPatch.context() as mp:
-        mp.setitem(R.GRADERS, "subset", runner)
+    opts = R.Options(instructor_dir=snapshot, isolation=sandbox, test_timeout=60, timeout=600, log=quiet)
+    with FakeGitHub(token=TOKEN) as fake, R.Regrader(opts) as regrader:
         fake.add_repo(*TEMPLATE.split("/"), files, is_template=True)
         gh = GitHub(TOKEN, fake.url, sleep=lambda s: None, min_write_interval=0, log=quiet)
-        w = World(tmp, snapshot, tmp / "release", base, course, runner, fake, gh, files)
+        w = World(tmp, snapshot, tmp / "release", regrader, course, fake, gh, files)
         w.baseline = regrade(w, "clean", student_repo(w, "clean"))
         yield w
 
@@ -379,9 +354,7 @@ def student_repo(w: World, sid: str) -> Path:
 
 
 def regrade(w: World, sid: str, repo: Path) -> dict:
-    opts = R.Options(instructor_dir=w.snapshot, grader="subset", test_timeout=60, timeout=300, log=quiet)
-    return R.regrade_repo(f"{ORG}/{PREFIX}-{sid}", f"file://{repo}", w.tmp / "results", opts,
-                          github_username=sid, base=w.base)
+    return w.regrader.regrade(f"{ORG}/{PREFIX}-{sid}", f"file://{repo}", w.tmp / "results", github_username=sid)
 
 
 def student_side_grade(repo: Path, checkout: Path) -> tuple[subprocess.CompletedProcess, dict]:
@@ -515,22 +488,23 @@ def test_hand_written_milestone_result_is_reused_student_side(world, tmp_path):
 
 # ---- instructor side: regrade --------------------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("sid", sorted(set(SCENARIOS) - set(IN_PROCESS_FORGERY)))
+@pytest.mark.parametrize("sid", sorted(SCENARIOS))
 def test_regrade_gives_no_credit_for_work_not_done(world, sid):
     s = SCENARIOS[sid]
-    before = len(world.runner.keys)
     result = regrade(world, sid, student_repo(world, sid))
-    key = world.runner.keys[before]
     assert result["status"] == "graded", result["notes"]
+    assert result["verified"] is True
     assert result["commit"] == git(student_repo(world, sid), "rev-parse", "HEAD").stdout.strip()
     assert result["modules"][DONE]["ok"] and result["modules"][DONE]["points"] == 5      # real work counts
     assert not result["modules"][TARGET]["ok"], result["modules"][TARGET]                 # forged work does not
-    assert result["modules"][TARGET]["total"] == 10 and result["max_points"] == 100
+    assert result["modules"][TARGET]["points"] == 0 and result["max_points"] == 100
+    # exactly the clean repository's grade, whatever was tampered with (module sources included)
+    assert result["points"] == world.baseline["points"]
+    assert result["modules_passed"] == world.baseline["modules_passed"]
     if not s.source:
         # nothing the student changed outside their module sources reaches the graded tree
-        assert key == world.runner.keys[0] and result["modules"] == world.baseline["modules"]
-    else:
-        assert key != world.runner.keys[0]
+        assert {k: (v["passed"], v["total"], v["points"]) for k, v in result["modules"].items()} == \
+            {k: (v["passed"], v["total"], v["points"]) for k, v in world.baseline["modules"].items()}
     if sid == "fake-output-from-student-code":
         assert any("badges/progress.json" in f for f in result["flags"]), result["flags"]
         assert "regrade flags: " in roster_with_regrade(world, sid, result)["integrity"]
@@ -538,31 +512,10 @@ def test_regrade_gives_no_credit_for_work_not_done(world, sid):
         assert any("tinytorch/__init__.py differs" in n for n in result["notes"])
     if sid == "sitecustomize":
         assert "tinytorch/sitecustomize.py" not in result["taken"]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("sid", IN_PROCESS_FORGERY)
-def test_in_process_forgery_from_a_module_source_is_flagged(world, sid):
-    """Student code runs inside the test process, so code in a module source CAN manipulate pytest or the
-    report; the regrade's static audit flags it for a human to look at."""
-    result = regrade(world, sid, student_repo(world, sid))
-    assert result["status"] in ("graded", "graded with a crash")
-    assert result["flags"] and all(f.startswith("tinytorch/benchmarking.py:") for f in result["flags"]), result
-    wanted = {"module-source-patches-pytest": ["imports _pytest.reports"],
-              "module-source-fakes-report-and-exits": ["uses sys.argv", "uses os.execv"]}[sid]
-    for flag in wanted:
-        assert any(f.endswith(flag) for f in result["flags"]), result["flags"]
-    world.results[sid] = result
-    assert "regrade flags" in roster_with_regrade(world, sid, result)["integrity"]
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known limitation (grading/instructor/SECURITY.md): code in a module source runs "
-                                       "inside the test process and can forge results; only audit flags show it")
-@pytest.mark.parametrize("sid", IN_PROCESS_FORGERY)
-def test_in_process_forgery_from_a_module_source_gets_no_credit(world, sid):
-    result = world.results.get(sid) or regrade(world, sid, student_repo(world, sid))
-    assert not result["modules"][TARGET]["ok"], "the forged module was credited"
+    if sid in IN_PROCESS_FORGERY:
+        # the forgery fooled the sandboxed tests (the claim), not the probes (the verdict)
+        assert result["flags"] and all(f.startswith("tinytorch/benchmarking.py:") for f in result["flags"])
+        assert "regrade flags" in roster_with_regrade(world, sid, result)["integrity"]
 
 
 # ---- instructor side: roster integrity -----------------------------------------------------------------
@@ -625,24 +578,24 @@ def test_force_push_and_new_root_are_refused_by_branch_protection(world, tmp_pat
 # ---- everything at once, with the real grader on every module -----------------------------------------
 @pytest.mark.slow
 def test_full_regrade_of_a_repository_with_every_tampering(world):
-    """All the tamperings that do not touch module sources at once, graded by the real `tito grade` (all 16
-    modules, milestones on) of the instructor: only the work really done counts."""
+    """All the tamperings at once (module sources included), graded on all 16 modules with milestones on:
+    only the work really done counts."""
     sid = "everything"
     edits = {}
     for name, s in SCENARIOS.items():
-        if not s.source and not s.new_root and name != "grading-edited":
+        if not s.new_root and name != "module-source-fakes-report-and-exits":
             edits.update(s.edits)
     SCENARIOS[sid] = Scenario(edits)
     try:
         repo = student_repo(world, sid)
     finally:
         del SCENARIOS[sid]
-    opts = R.Options(instructor_dir=world.snapshot, grader="auto", milestones=True, test_timeout=120,
-                     timeout=1200, log=quiet)
-    result = R.regrade_repo(f"{ORG}/{PREFIX}-{sid}", f"file://{repo}", world.tmp / "results", opts, base=world.base)
-    assert result["status"] == "graded" and result["runner"] == "tito grade", result["notes"]
+    opts = R.Options(instructor_dir=world.snapshot, isolation=world.regrader.opts.isolation, milestones=True,
+                     test_timeout=120, timeout=1200, log=quiet)
+    result = R.regrade_repo(f"{ORG}/{PREFIX}-{sid}", f"file://{repo}", world.tmp / "results", opts)
+    assert result["status"] == "graded", result["notes"]
     solved = [m.id for m in world.course.modules[:SOLVED]]
     assert result["modules_passed"] == solved, {k: (v["passed"], v["total"]) for k, v in result["modules"].items()}
     assert result["milestones_passed"] == []                  # every milestone needs module 04: locked
     assert all(v["status"] == "locked" for v in result["milestones"].values()), result["milestones"]
-    assert result["points"] < 40 and result["max_points"] == 100
+    assert result["points"] == sum(m.points for m in world.course.modules[:SOLVED])
