@@ -11,11 +11,11 @@ with `outputs_match`, the judge's function:
   from the stubbed and solved releases' module files) exactly the probes of modules <= K match;
 - with every module solved but one, no probe of that module matches and every earlier module's does (so
   each probe needs its own module's work, and an unfinished module costs no earlier module anything);
-- a copy of the reference with a subtly wrong matmul, relu or division gradient mismatches exactly the
-  probes that exercise them in those modules;
+- a copy of the reference with a plausible one-line bug in every module (a float16 matmul, a clipped relu,
+  a missing bias correction, ...) fails the probes that exercise each bug;
 - a copy of the reference with honest alternatives (other random draws for init, dropout, shuffling, crops,
   flips, sampling and windows; other correct formulas) matches every probe on several seeds: no false
-  mismatches. (The same comparison over 300 seeds, run once by hand, found none either.)
+  mismatches.
 """
 from __future__ import annotations
 
@@ -116,16 +116,42 @@ def why(got: dict, reference: dict, key: str) -> str:
     return got["_status"][key]["error"] if got[key] is None else str(mismatch(got[key], reference[key]))
 
 
-# Plausible mistakes, one line each: (file, correct line, wrong line), and the probes that must catch them.
+# Plausible mistakes, one line each and one or two per module: (file, correct line, wrong line), and the probes
+# that must catch them. They are planted together in one copy, so a later module's probes may fail for an
+# earlier module's bug; each module's listed probes must fail, and in 02 and 03 only those.
 BUGS = (
+    ("setup_check.py", "{0,38}", "{0,39}"),                                   # 40-character handles accepted
     ("tensor.py", "data = np.matmul(a, b)", "data = np.matmul(a.astype(np.float16), b.astype(np.float16))"),
     ("activations.py", "return Tensor._make(np.maximum(x.data, 0), \"relu\", (x,))",
      "return Tensor._make(np.clip(x.data, 0, 6), \"relu\", (x,))"),
+    ("layers.py", "if isinstance(value, Parameter) and id(value) not in seen:",
+     "if isinstance(value, Parameter):"),                                     # tied weights listed twice
+    ("networks.py", "loss = nll * (1.0 - label_smoothing) + (-logp.mean(axis=-1)) * label_smoothing",
+     "loss = nll * (1.0 - label_smoothing) + (-logp.sum(axis=-1)) * label_smoothing"),
+    ("spatial.py", "m * var * dt(M / (M - 1))", "m * var"),                  # running variance without n/(n-1)
+    ("attention.py", "scale = 1.0 / math.sqrt(q.shape[-1])", "scale = 1.0 / q.shape[-1]"),
+    ("data.py", "out /= np.float32(255.0)", "out /= np.float32(256.0)"),
     ("autograd.py", "gb = unbroadcast(-g * a.data / (b.data * b.data), b.shape)",
      "gb = unbroadcast(-g * a.data / b.data, b.shape)"),
+    ("optim.py", "bias2 = 1 - beta2 ** t", "bias2 = 1.0"),                    # no second-moment bias correction
+    ("training.py", "total_loss += float(loss_fn(logits, targets).item()) * n",
+     "total_loss += float(loss_fn(logits, targets).item())"),                 # batches not weighted by size
+    ("compression.py", "max_abs / WEIGHT_QMAX", "max_abs / 128"),
+    ("kernels.py", "grad -= logp.dtype.type(e / C)", "grad -= 0"),           # smoothing left out of the gradient
+    ("benchmarking.py", "pos = q * (len(s) - 1)", "pos = q * (len(s) - 1) * 0.99"),
+    ("deployment.py", "    if verify:\n        actual = content_hash", "    if False:\n        actual = content_hash"),
+    ("tinygpt.py", "kth = np.partition(z, -top_k, axis=-1)[:, -top_k][:, None]",
+     "kth = np.partition(z, -top_k, axis=-1)[:, -top_k + 1][:, None]"),     # keeps only k - 1 tokens
 )
-CAUGHT_BY = {"02_tensor": {"probe_matmul"}, "03_activations": {"probe_relu_and_leaky_relu"},
-             "09_autograd": {"probe_elementwise_rules_and_unbroadcast"}}
+CAUGHT_BY = {"01_setup": {"probe_github_handles"}, "02_tensor": {"probe_matmul"},
+             "03_activations": {"probe_relu_and_leaky_relu"}, "04_layers": {"probe_module_tree"},
+             "05_networks": {"probe_cross_entropy"}, "06_spatial": {"probe_batch_norm"},
+             "07_attention": {"probe_scaled_dot_product_attention"},
+             "08_dataloader": {"probe_transforms"}, "09_autograd": {"probe_elementwise_rules_and_unbroadcast"},
+             "10_optimizers": {"probe_adam_and_adamw"}, "11_training": {"probe_evaluate"},
+             "12_compression": {"probe_quantization_primitives"}, "13_kernels": {"probe_fused_softmax_cross_entropy"},
+             "14_benchmarking": {"probe_statistics"}, "15_deployment": {"probe_artifact_round_trip"},
+             "16_tinygpt": {"probe_sample_next_top_k"}}
 
 # Honest alternatives: other random draws and other (equally right) formulas, as students write them. Every
 # probe must still match the reference: probes compare what any correct implementation computes.
@@ -178,20 +204,17 @@ def sweep(tmp_path_factory):
         compose(f"through{k}", range(1, k + 1))
     for m in COURSE.modules:
         compose(f"all_but{m.number}", [n.number for n in COURSE.modules if n.number != m.number])
-    shutil.copytree(REPO / "tinytorch", base / "buggy" / "tinytorch", ignore=shutil.ignore_patterns("__pycache__"))
-    for rel, old, new in BUGS:
-        path = base / "buggy" / "tinytorch" / rel
-        text = path.read_text()
-        assert text.count(old) == 1, f"the planted bug no longer applies: {old!r} is not in {rel} exactly once"
-        path.write_text(text.replace(old, new))
-    trees["buggy"] = base / "buggy"
-    shutil.copytree(REPO / "tinytorch", base / "honest" / "tinytorch", ignore=shutil.ignore_patterns("__pycache__"))
-    for rel, old, new in HONEST_VARIANTS:
-        path = base / "honest" / "tinytorch" / rel
-        text = path.read_text()
-        assert text.count(old) == 1, f"the honest variant no longer applies: {old!r} is not in {rel} exactly once"
-        path.write_text(text.replace(old, new))
-    trees["honest"] = base / "honest"
+    def edited_reference(name: str, edits) -> None:
+        shutil.copytree(REPO / "tinytorch", base / name / "tinytorch", ignore=shutil.ignore_patterns("__pycache__"))
+        for rel, old, new in edits:
+            path = base / name / "tinytorch" / rel
+            text = path.read_text()
+            assert text.count(old) == 1, f"{name}: the edit no longer applies: {old!r} is not in {rel} exactly once"
+            path.write_text(text.replace(old, new))
+        trees[name] = base / name
+
+    edited_reference("buggy", BUGS)
+    edited_reference("honest", HONEST_VARIANTS)
     runs = [(tree, SEED) for tree in trees.values()]
     runs += [(tree, seed) for seed in MORE_SEEDS for tree in (REPO, base / "honest")]
     results = run_probes(runs, base / "runs")

@@ -33,9 +33,9 @@ arrays the probe draws itself, a dropout output is returned rescaled back where 
 is returned sorted, an initialiser's scale is returned as a rounded ratio to the formula's. Those rounded
 statistics are computed over thousands of draws, so a rounding boundary is at least 5 standard errors away
 (a false mismatch well under 1e-5 per probe and regrade); quantized int8 values (module 12) are compared
-exactly, and two honest formulas round differently only for an input within ~1e-5 of a half step. Over 300
-seeds, an implementation with other random draws and equivalent formulas (tests/test_regrade_probes.py,
-HONEST_VARIANTS) matched every probe.
+exactly, and two honest formulas round differently only for an input within ~1e-5 of a half step.
+tests/test_regrade_probes.py checks on several seeds that an implementation with other random draws and
+equivalent formulas (HONEST_VARIANTS there) matches every probe.
 
 Tolerances (`outputs_match`): integer outputs must be equal; floating outputs must satisfy
     |got - expected| <= ATOL * max(1, max|expected|) + RTOL * |expected|      element-wise,

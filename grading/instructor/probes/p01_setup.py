@@ -1,10 +1,11 @@
 """Probes of module 01 (setup): what each probe calls and why it cannot be passed without the work.
 
 The module's two solutions are string functions, so the probes feed them strings drawn for this regrade:
-`parse_version` gets random version strings (2-4 numbers, some with a pre-release tag or spaces) and
-returns their numbers (padded with -1); `is_valid_github_handle` gets random handles built from letters,
-digits, hyphens and a few forbidden characters, about half of them valid, and returns 1/0 for each. With
-dozens of random cases per probe, the pattern of answers cannot be guessed.
+`parse_version` gets random version strings (1-4 numbers, some with a pre-release tag or spaces) and returns
+their numbers (padded with -1); `is_valid_github_handle` gets random handles of letters and digits with
+hyphens (sometimes doubled or at an end) and a few forbidden characters, many of them 38-41 characters long
+(the limit is 39), and returns 1/0 for each. With dozens of random cases per probe, the pattern of answers
+cannot be guessed.
 """
 from __future__ import annotations
 
@@ -40,12 +41,12 @@ def probe_github_handles(tt, rng) -> dict[str, np.ndarray]:
     alphabet = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
     answers = []
     for _ in range(int(rng.integers(30, 50))):
-        length = int(rng.choice([int(rng.integers(1, 12)), int(rng.integers(36, 42))]))
+        length = int(rng.choice([int(rng.integers(1, 12)), 38, 39, 40, 41]))   # around the 39-character limit
         chars = [str(rng.choice(alphabet)) for _ in range(length)]
-        for _ in range(int(rng.integers(0, 3))):       # hyphens anywhere, sometimes doubled or at an end
-            chars.insert(int(rng.integers(0, len(chars) + 1)), "-")
+        for _ in range(int(rng.choice([0, 0, 1, 2]))):   # hyphens anywhere: sometimes doubled or at an end
+            chars[int(rng.integers(0, length))] = "-"
         if rng.random() < 0.15:
-            chars[int(rng.integers(0, len(chars)))] = str(rng.choice(["_", " ", ".", "é"]))
+            chars[int(rng.integers(0, length))] = str(rng.choice(["_", " ", ".", "é"]))
         answers.append(int(setup.is_valid_github_handle("".join(chars))))
     return {"valid": np.array(answers, dtype=np.int64)}
 

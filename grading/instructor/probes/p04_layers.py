@@ -6,10 +6,11 @@
   `zero_grad()` cleared;
 - `linear` and `Linear` on random inputs with any leading dims, weights the probe draws;
 - `Linear.__init__`: shapes and the uniform +-1/sqrt(in) scale, as rounded ratios (two honest
-  implementations draw different numbers, so the values themselves are not compared);
+  implementations draw different numbers, so the values themselves are not compared), new numbers for
+  another layer and the same ones after `manual_seed` with the same seed;
 - `Sequential` and `Flatten` forward on random images;
 - `dropout`: the kept values rescaled back must give the input (whatever the mask) and the dropped fraction,
-  rounded, is p;
+  rounded, is p; a new mask each call, the same after `manual_seed` with the same seed;
 - `state_dict` / `load_state_dict`: the arrays of a model with random weights, and a second model's outputs
   after loading them.
 Strings (names) are returned as arrays of UTF-8 bytes.
@@ -101,14 +102,19 @@ def probe_linear(tt, rng) -> dict[str, np.ndarray]:
 def probe_linear_init(tt, rng) -> dict[str, np.ndarray]:
     """Shapes, and max|W| * sqrt(in) and std(W) * sqrt(3 in) rounded to 0.1: both 1.0 for U(-1/sqrt(in), 1/sqrt(in))
     (over >= 4096 weights the rounding boundaries are many standard errors away)."""
-    tt.manual_seed(int(rng.integers(0, 2**31)))
+    seed = int(rng.integers(0, 2**31))
+    tt.manual_seed(seed)
     n_in, n_out = int(rng.integers(16, 128)), int(rng.integers(256, 400))
     layer = tt.nn.Linear(n_in, n_out)
     w, b = layer.weight.data, layer.bias.data
     root = np.sqrt(n_in)
     stats = [np.abs(w).max() * root, w.std() * np.sqrt(3) * root, np.abs(b).max() * root]
+    second = tt.nn.Linear(n_in, n_out).weight.data           # another draw: different numbers
+    tt.manual_seed(seed)
+    again = tt.nn.Linear(n_in, n_out).weight.data            # the same seed: the same numbers
     return {"shapes": np.array(w.shape + b.shape), "scale": np.round(np.array(stats, dtype=np.float64), 1),
-            "dtype_size": np.array([w.dtype.itemsize, b.dtype.itemsize, int(layer.weight.requires_grad)])}
+            "dtype_size": np.array([w.dtype.itemsize, b.dtype.itemsize, int(layer.weight.requires_grad)]),
+            "random_and_seeded": np.array([int(not np.array_equal(second, w)), int(np.array_equal(again, w))])}
 
 
 def probe_sequential_and_flatten(tt, rng) -> dict[str, np.ndarray]:
@@ -125,16 +131,22 @@ def probe_sequential_and_flatten(tt, rng) -> dict[str, np.ndarray]:
 
 def probe_dropout(tt, rng) -> dict[str, np.ndarray]:
     """Kept values * (1 - p) restore the input and the dropped fraction is p: true for any honest mask."""
-    tt.manual_seed(int(rng.integers(0, 2**31)))
+    seed = int(rng.integers(0, 2**31))
+    tt.manual_seed(seed)
     p = float(rng.choice([0.2, 0.3, 0.5, 0.7]))
     x_np = rng.uniform(0.5, 2.0, (int(rng.integers(80, 120)), 200)).astype(np.float32)
     layer = tt.nn.Dropout(p)
     out = layer(tt.Tensor(x_np)).data
     kept = out != 0
     restored = np.where(kept, out * np.float32(1 - p), x_np)
+    other_mask = layer(tt.Tensor(x_np)).data != 0           # a new mask every call
+    tt.manual_seed(seed)
+    same_mask = layer(tt.Tensor(x_np)).data != 0            # the same seed: the same mask
     layer.eval()
     return {"restored": restored, "dropped_fraction": np.round(np.array([1.0 - kept.mean()]), 1),
-            "eval_output": layer(tt.Tensor(x_np)).data}
+            "eval_output": layer(tt.Tensor(x_np)).data,
+            "random_and_seeded": np.array([int(not np.array_equal(other_mask, kept)),
+                                           int(np.array_equal(same_mask, kept))])}
 
 
 def probe_state_dict_round_trip(tt, rng) -> dict[str, np.ndarray]:

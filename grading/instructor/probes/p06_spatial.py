@@ -2,8 +2,9 @@
 
 conv2d (random channels, kernel, stride, padding, with and without bias), max / avg pooling (random kernel,
 stride, padding), batch_norm2d in training (outputs and the updated running statistics) and in evaluation,
-Conv2d's initialisation (shapes and the +-1/sqrt(fan_in) scale as rounded ratios), GlobalAvgPool2d and a small
-CNN of these layers with weights drawn by the probe. Forward only: gradients are module 09's probes.
+Conv2d's initialisation (shapes, the +-1/sqrt(fan_in) scale as rounded ratios, new numbers per layer),
+GlobalAvgPool2d and a small CNN of these layers with weights drawn by the probe. Forward only: gradients are
+module 09's probes.
 """
 from __future__ import annotations
 
@@ -66,9 +67,10 @@ def probe_conv_layer_init_and_global_pool(tt, rng) -> dict[str, np.ndarray]:
     root = np.sqrt(c_in * k * k)
     w, b = layer.weight.data, layer.bias.data
     stats = [np.abs(w).max() * root, w.std() * np.sqrt(3) * root, np.abs(b).max() * root]
+    second = tt.nn.Conv2d(c_in, c_out, k).weight.data        # another draw: different numbers
     x = _image(tt, rng)
     return {"shapes": np.array(w.shape + b.shape), "scale": np.round(np.array(stats, dtype=np.float64), 1),
-            "global_pool": tt.nn.GlobalAvgPool2d()(x).data}
+            "random": np.array([int(not np.array_equal(second, w))]), "global_pool": tt.nn.GlobalAvgPool2d()(x).data}
 
 
 def probe_small_cnn(tt, rng) -> dict[str, np.ndarray]:

@@ -10,7 +10,10 @@
 - RandomCrop on images whose pixels are affine in (row, column): every window of such an image, wherever
   it is cut, minus its top-left pixel gives the same ramp, so the probe returns that (and a full-size crop,
   which is just the padded image); RandomHorizontalFlip as x + flip(x) and (x - flip(x))^2 per image, which
-  do not depend on which images were flipped, and the flipped fraction rounded to 0.1.
+  do not depend on which images were flipped, and the flipped fraction rounded to 0.1;
+- and that what should be random is: crops of many images are cut at more than one offset, two flips of the
+  same batch flip different images, shuffled epochs differ from the data set's order and from each other,
+  and a seeded loader replays an epoch after set_epoch.
 """
 from __future__ import annotations
 
@@ -76,16 +79,26 @@ def probe_shuffled_epochs(tt, rng) -> dict[str, np.ndarray]:
     x, y = _data(rng, int(rng.integers(20, 60)))
     batch_size = int(rng.integers(2, 9))
     out = {}
-    for name, seed in (("seeded", int(rng.integers(0, 1000))), ("global", None)):
-        loader = tt.data.DataLoader(tt.data.TensorDataset(x, y), batch_size=batch_size, shuffle=True, seed=seed)
+    seed = int(rng.integers(0, 1000))
+    orders = {}
+    for name, loader_seed in (("seeded", seed), ("global", None)):
+        loader = tt.data.DataLoader(tt.data.TensorDataset(x, y), batch_size=batch_size, shuffle=True, seed=loader_seed)
         for epoch in range(2):
             batches = list(loader)
             bx = np.concatenate([b[0].data for b in batches])
             by = np.concatenate([b[1].data for b in batches])
+            orders[name, epoch] = by
             order = np.argsort(by, kind="stable")
             out[f"{name}{epoch}_x_sorted"] = bx[order]
             out[f"{name}{epoch}_y_sorted"] = by[order]
             out[f"{name}{epoch}_sizes"] = np.array([len(b[1]) for b in batches])
+    replay = tt.data.DataLoader(tt.data.TensorDataset(x, y), batch_size=batch_size, shuffle=True, seed=seed)
+    replay.set_epoch(1)
+    replayed = np.concatenate([b[1].data for b in replay])
+    out["shuffled"] = np.array([int(not np.array_equal(orders["seeded", 0], y)),     # not the data set's order
+                                int(not np.array_equal(orders["seeded", 0], orders["seeded", 1])),   # new each epoch
+                                int(not np.array_equal(orders["global", 0], orders["global", 1])),
+                                int(np.array_equal(replayed, orders["seeded", 1]))])  # (seed, epoch) replays
     return out
 
 
@@ -106,7 +119,7 @@ def probe_transforms(tt, rng) -> dict[str, np.ndarray]:
 def probe_random_crop_and_flip(tt, rng) -> dict[str, np.ndarray]:
     tt.manual_seed(int(rng.integers(0, 2**31)))
     data = tt.data
-    n, c = int(rng.integers(2, 6)), int(rng.integers(1, 3))
+    n, c = int(rng.integers(40, 64)), int(rng.integers(1, 3))
     h, w = int(rng.integers(6, 12)), int(rng.integers(6, 12))
     slopes_r = rng.uniform(1.0, 2.0, (n, c, 1, 1)).astype(np.float32)
     slopes_c = rng.uniform(0.1, 0.9, (n, c, 1, 1)).astype(np.float32)
@@ -114,18 +127,23 @@ def probe_random_crop_and_flip(tt, rng) -> dict[str, np.ndarray]:
             + np.arange(w, dtype=np.float32)[None, :] * slopes_c + _floats(rng, (n, c, 1, 1), 5.0))
     ch, cw = int(rng.integers(1, h - 1)), int(rng.integers(1, w - 1))
     crops = data.RandomCrop((ch, cw)).batch(ramp)
+    corner = crops[:, 0, 0, 0] - ramp[:, 0, 0, 0]               # = top * slope_r + left * slope_c
+    offsets = len(np.unique(np.round(corner, 3)))
     pad = int(rng.integers(1, 4))
     fill = float(rng.uniform(-9, -5))
     full = data.RandomCrop((h + 2 * pad, w + 2 * pad), padding=pad, fill=fill).batch(ramp)
 
     p = float(rng.choice([0.2, 0.5, 0.8]))
     images = _floats(rng, (3000, 1, 1, 4))
-    flipped = data.RandomHorizontalFlip(p).batch(images)
+    flipper = data.RandomHorizontalFlip(p)
+    flipped = flipper.batch(images)
     mirror = flipped[..., ::-1]
     changed = np.any(flipped != images, axis=(1, 2, 3))
+    changed_again = np.any(flipper.batch(images) != images, axis=(1, 2, 3))
     return {"crop_ramp": crops - crops[..., :1, :1], "crop_shape": np.array(crops.shape),
             "full_crop": full, "flip_sum": flipped + mirror, "flip_square": (flipped - mirror) ** 2,
-            "flip_fraction": np.round(np.array([changed.mean()]), 1)}
+            "flip_fraction": np.round(np.array([changed.mean()]), 1),
+            "random": np.array([int(offsets > 1), int(not np.array_equal(changed, changed_again))])}
 
 
 PROBES = [probe_dataset_rows_and_collate, probe_loader_in_order, probe_shuffled_epochs, probe_transforms,

@@ -37,9 +37,11 @@ def probe_fast_conv2d(tt, rng) -> dict[str, np.ndarray]:
     x = _leaf(tt, rng, (n, c, h, w))
     weight = _leaf(tt, rng, (int(rng.integers(1, 5)), c, int(rng.integers(1, 4)), int(rng.integers(1, 4))))
     bias = _leaf(tt, rng, (weight.shape[0],))
-    y = k.conv2d(x, weight, bias, stride=int(rng.integers(1, 3)), padding=int(rng.integers(0, 2)))
-    _backward(rng, y)
-    return {"out": y.data, "grad_x": x.grad.data, "grad_weight": weight.grad.data, "grad_bias": bias.grad.data}
+    y = k.conv2d(x, weight, bias, padding=int(rng.integers(0, 2)))        # stride 1: the rotated-kernel gradient
+    z = k.conv2d(x, weight, stride=2, padding=int(rng.integers(0, 2)))    # strided: the scattered gradient
+    _backward(rng, y, z)
+    return {"out": y.data, "out_strided": z.data, "grad_x": x.grad.data, "grad_weight": weight.grad.data,
+            "grad_bias": bias.grad.data}
 
 
 def probe_fast_max_pool(tt, rng) -> dict[str, np.ndarray]:

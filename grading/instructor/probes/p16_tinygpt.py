@@ -7,7 +7,8 @@
 - GPT.generate greedy (temperature 0): the new ids with and without the cache, for one and several prompts;
 - sample_next: with top_k = k and a high temperature, the set of ids drawn in many draws is exactly the k
   best of each row (any honest sampler gives that set, whatever numbers it draws);
-- random_windows: every row is a contiguous window of the stream and the targets are shifted by one.
+- random_windows: every row is a contiguous window of the stream, the targets are shifted by one, and the
+  windows start at more than one place.
 """
 from __future__ import annotations
 
@@ -98,13 +99,14 @@ def probe_sample_next_top_k(tt, rng) -> dict[str, np.ndarray]:
 def probe_random_windows(tt, rng) -> dict[str, np.ndarray]:
     gpt = _gpt_module(tt)
     stream = np.cumsum(rng.integers(1, 50, size=int(rng.integers(20, 60))))   # increasing: a window is findable
-    batch, t = int(rng.integers(1, 6)), int(rng.integers(1, 10))
+    batch, t = int(rng.integers(16, 33)), int(rng.integers(1, 10))
     x, y = gpt.random_windows(stream, batch, t, rng=np.random.default_rng(int(rng.integers(0, 2**31))))
     starts = np.searchsorted(stream, x[:, 0])
     rows = starts[:, None] + np.arange(t + 1)
     contiguous = (rows[:, -1] < len(stream)) & np.all(stream[np.minimum(rows, len(stream) - 1)][:, :-1] == x, axis=1)
     shifted = np.all(y[:, :-1] == x[:, 1:], axis=1) & (y[:, -1] == stream[np.minimum(rows[:, -1], len(stream) - 1)])
     return {"shape": np.array(x.shape + y.shape), "valid_rows": np.array([contiguous.sum(), shifted.sum()]),
+            "random_starts": np.array([int(len(np.unique(starts)) > 1)]),
             "dtype_size": np.array([x.dtype.itemsize, y.dtype.itemsize])}
 
 
