@@ -1,6 +1,7 @@
 """`tito classroom`: run the course on plain GitHub (one private repository per student).
 
     tito classroom provision --roster roster.csv --template ORG/tinytorch-template --org ORG
+    tito classroom enroll    --event "$GITHUB_EVENT_PATH" --template ORG/tinytorch-template [--roster roster.csv]
     tito classroom invites   --roster roster.csv --template ORG/tinytorch-template --org ORG [--resend]
     tito classroom roster    --roster roster.csv --template ORG/tinytorch-template --org ORG --format html --out roster.html
     tito classroom regrade   --all --roster roster.csv --template ORG/tinytorch-template --org ORG --results results/
@@ -172,8 +173,8 @@ def ensure_protected(gh: GitHub, org: str, name: str, branch: str) -> str:
     return f"branch {branch} protected (no force push, no deletion)"
 
 
-def provision(gh: GitHub, students: list[Student], template: str, org: str, prefix: str, log=print) -> list[Outcome]:
-    """Create, invite and protect one repository per student; idempotent and resumable."""
+def check_template(gh: GitHub, template: str) -> None:
+    """Stop early, with a clear message, when the token is refused or cannot see the template."""
     t_owner, t_name = split_repo(template, "--template")
     try:
         found = gh.get_repo(t_owner, t_name)
@@ -183,25 +184,37 @@ def provision(gh: GitHub, students: list[Student], template: str, org: str, pref
         raise
     if found is None:
         raise ClassroomError(f"template repository {template} not found (or the token cannot see it)")
+
+
+def ensure_student_repository(gh: GitHub, template: str, org: str, name: str, user: str) -> list[str]:
+    """The one recipe for a student's repository (provision and enroll): private copy of the template,
+    `user` invited with push rights, default branch protected. Idempotent; returns what it did."""
+    steps = []
+    if gh.get_repo(org, name) is None:
+        try:
+            gh.generate_from_template(template, org, name, private=True, description=f"TinyTorch work of {user}")
+            steps.append("repository created")
+        except GitHubError as exc:
+            if not exc.already_exists:
+                raise
+            steps.append("repository exists")  # made between our check and our create (a second run)
+    else:
+        steps.append("repository exists")
+    branch = _wait_for_branch(gh, org, name)
+    steps.append(ensure_invited(gh, org, name, user))
+    steps.append(ensure_protected(gh, org, name, branch))
+    return steps
+
+
+def provision(gh: GitHub, students: list[Student], template: str, org: str, prefix: str, log=print) -> list[Outcome]:
+    """Create, invite and protect one repository per student; idempotent and resumable."""
+    check_template(gh, template)
     outcomes = []
     for i, s in enumerate(students, 1):
         name = repo_name(prefix, s.github_username)
         out = Outcome(s.github_username, f"{org}/{name}")
         try:
-            if gh.get_repo(org, name) is None:
-                try:
-                    gh.generate_from_template(template, org, name, private=True,
-                                              description=f"TinyTorch work of {s.github_username}")
-                    out.steps.append("repository created")
-                except GitHubError as exc:
-                    if not exc.already_exists:
-                        raise
-                    out.steps.append("repository exists")
-            else:
-                out.steps.append("repository exists")
-            branch = _wait_for_branch(gh, org, name)
-            out.steps.append(ensure_invited(gh, org, name, s.github_username))
-            out.steps.append(ensure_protected(gh, org, name, branch))
+            out.steps += ensure_student_repository(gh, template, org, name, s.github_username)
         except GitHubError as exc:
             out.error = str(exc)
             if exc.status == 401:
@@ -211,6 +224,110 @@ def provision(gh: GitHub, students: list[Student], template: str, org: str, pref
         outcomes.append(out)
         log(f"[{i}/{len(students)}] {out.repository}: " + (f"FAILED: {out.error}" if out.error else ", ".join(out.steps)))
     return outcomes
+
+
+# ---- enroll (the self-service "Join the course" issue form) -------------------------------------------
+ENROLL_MARKER = "<!-- tinytorch:enroll -->"  # marks our answer on an issue, so a re-run does not answer twice
+
+
+@dataclass(frozen=True)
+class JoinRequest:
+    """Who asked to join, as GitHub authenticated them, and the issue to answer."""
+    login: str
+    issue_repository: str  # OWNER/REPO holding the issue form
+    issue_number: int
+
+
+def read_join_event(path: str | Path) -> JoinRequest:
+    """The `issues: opened` event payload of a workflow run ($GITHUB_EVENT_PATH).
+
+    The student is the event's `sender.login` (the account GitHub authenticated); the issue's title and
+    body are never read, so a form that names someone else changes nothing.
+    """
+    try:
+        event = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ClassroomError(f"cannot read the event payload {path}: {exc}") from None
+    if not isinstance(event, dict) or not isinstance(event.get("issue"), dict) \
+            or not isinstance(event.get("sender"), dict) or not isinstance(event.get("repository"), dict):
+        raise ClassroomError(f"{path} is not an `issues` event payload (expected issue, sender and repository)")
+    if event.get("action") != "opened":
+        raise ClassroomError(f"{path}: the event's action is {event.get('action')!r}; enroll answers "
+                             "newly opened issues only (the workflow runs on `issues: opened`)")
+    sender = event["sender"]
+    login = str(sender.get("login") or "")
+    if sender.get("type") not in (None, "User") or not _USERNAME.match(login):
+        raise ClassroomError(f"the issue was opened by {login!r} ({sender.get('type')}), not by a GitHub user "
+                             "account: nothing to enroll")
+    number = event["issue"].get("number")
+    full = str(event["repository"].get("full_name") or "")
+    if not isinstance(number, int) or full.count("/") != 1:
+        raise ClassroomError(f"{path}: the event has no issue number or repository full_name")
+    return JoinRequest(login, full, number)
+
+
+def _welcome(login: str, repo: dict, created: bool, invited: bool, course_name: str) -> str:
+    url = repo.get("html_url") or ""
+    name = repo.get("name") or url.rsplit("/", 1)[-1]
+    lines = [ENROLL_MARKER, f"Welcome to {course_name}, @{login}!", ""]
+    lines.append(f"Your private repository is ready: {url}" if created else
+                 f"You already have a repository: {url} (no new one was made).")
+    lines += ["", "Next steps:", ""]
+    step = 1
+    if invited:
+        lines.append(f"{step}. Accept the invitation: {url}/invitations (it is also in your e-mail).")
+        step += 1
+    lines += [f"{step}. Clone it and install the course tools:", "", "   ```bash", f"   git clone {url}.git",
+              f"   cd {name}", '   pip install -e ".[test]"', "   tito module start 01", "   ```", "",
+              f"{step + 1}. Push your work: every push is graded and the results appear in your README.", "",
+              "This issue is closed automatically; open a new one only if something is wrong with your repository."]
+    return "\n".join(lines) + "\n"
+
+
+def _refusal(login: str) -> str:
+    return (f"{ENROLL_MARKER}\nHello @{login}, thank you for your interest in the course!\n\n"
+            f"The GitHub account `{login}` is not on this course's roster, so no repository was made. If you are "
+            "taking the course, ask the course staff to add your GitHub user name to the roster (or tell them "
+            "which account you registered with), then open a new \"Join the course\" issue.\n")
+
+
+def _already_answered(gh: GitHub, owner: str, repo: str, number: int) -> bool:
+    return any(ENROLL_MARKER in (c.get("body") or "") for c in gh.issue_comments(owner, repo, number))
+
+
+def enroll(gh: GitHub, request: JoinRequest, template: str, org: str, prefix: str,
+           roster: list[Student] | None = None, course_name: str = "the course", log=print) -> Outcome:
+    """Answer one "Join the course" issue: repository, invitation, protection, a comment, the issue closed.
+
+    Idempotent: a second issue (or a re-run) from the same student answers with the existing repository
+    and creates nothing. With a roster, authors not on it get a polite refusal and nothing is created.
+    """
+    login = request.login
+    i_owner, i_repo = split_repo(request.issue_repository, "the issue's repository")
+    number = request.issue_number
+    name = repo_name(prefix, login)
+    out = Outcome(login, f"{org}/{name}")
+    if roster is not None and login.lower() not in {s.github_username.lower() for s in roster}:
+        if not _already_answered(gh, i_owner, i_repo, number):
+            gh.comment_on_issue(i_owner, i_repo, number, _refusal(login))
+        gh.close_issue(i_owner, i_repo, number, "not_planned")
+        out.steps.append("not on the roster: refused, nothing created")
+        log(f"{out.repository}: {login} is not on the roster; refused (issue #{number} closed)")
+        return out
+    check_template(gh, template)
+    out.steps += ensure_student_repository(gh, template, org, name, login)
+    repo = gh.get_repo(org, name) or {"html_url": f"https://github.com/{org}/{name}", "name": name}
+    created = out.steps[0] == "repository created"
+    invited = out.steps[1] != "already a collaborator"
+    if _already_answered(gh, i_owner, i_repo, number):
+        out.steps.append("issue already answered")
+    else:
+        gh.comment_on_issue(i_owner, i_repo, number, _welcome(login, repo, created, invited, course_name))
+        out.steps.append("issue answered")
+    gh.close_issue(i_owner, i_repo, number, "completed")
+    out.steps.append("issue closed")
+    log(f"{out.repository}: " + ", ".join(out.steps))
+    return out
 
 
 # ---- invites -------------------------------------------------------------------------------------
@@ -580,6 +697,32 @@ def cmd_provision(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_enroll(args) -> int:
+    request = read_join_event(args.event)
+    args.org = args.org or split_repo(args.template, "--template")[0]
+    roster = read_roster(args.roster) if args.roster else None
+    try:
+        course_name = load_course(Path(args.instructor_dir) / "assignments" / "course.yaml").name
+    except Exception:  # noqa: BLE001 - the welcome message can do without the course's name
+        course_name = "the course"
+    gh = _client(args)
+    try:
+        enroll(gh, request, args.template, args.org, _prefix(args), roster, course_name)
+    except GitHubError as exc:
+        # Leave the issue open for the staff (the run is marked failed; re-running it resumes) and tell
+        # the student nothing is expected of them. The message names the status, never the token.
+        owner, repo = split_repo(request.issue_repository)
+        try:
+            gh.comment_on_issue(owner, repo, request.issue_number,
+                                f"Sorry @{request.login}, setting up your repository did not finish (GitHub "
+                                f"answered {exc.status or 'nothing'}). This issue stays open so the course staff "
+                                "see it and re-run the setup; you do not need to do anything.\n")
+        except GitHubError:
+            pass
+        raise
+    return 0
+
+
 def cmd_invites(args) -> int:
     rows = invite_status(_client(args), read_roster(args.roster), args.org, _prefix(args), resend=args.resend)
     pending = [r for r in rows if r["status"] != "accepted"]
@@ -694,6 +837,18 @@ def register(subparsers) -> argparse.ArgumentParser:
     q = sub.add_parser("provision", help="one private repository per student, invited and protected")
     _common(q, template_required=True)
     q.set_defaults(func=_safe(cmd_provision))
+
+    q = sub.add_parser("enroll", help="answer a 'Join the course' issue: the author's repository, invited "
+                                      "and protected (the enroll workflow runs this)")
+    q.add_argument("--event", required=True, metavar="PATH", help="the issues event payload ($GITHUB_EVENT_PATH)")
+    q.add_argument("--roster", help="only students on this roster CSV get a repository (others get a polite no)")
+    q.add_argument("--org", help="organization that owns the student repositories (default: the template's owner)")
+    q.add_argument("--template", required=True, metavar="OWNER/REPO",
+                   help="the template repository; its name is the default repository prefix")
+    q.add_argument("--prefix", help="student repositories are PREFIX-<github_username> (default: template name)")
+    q.add_argument("--max-wait", type=float, default=None, help="longest rate-limit wait in seconds (default 3600)")
+    q.add_argument("--instructor-dir", default=str(REPO_ROOT), help=argparse.SUPPRESS)
+    q.set_defaults(func=_safe(cmd_enroll))
 
     q = sub.add_parser("invites", help="who has not accepted the invitation yet; --resend re-sends expired ones")
     _common(q)
