@@ -210,3 +210,87 @@ def test_cli_enroll_and_the_token_never_appears(fake, tmp_path, monkeypatch, cap
     assert main(["classroom", "enroll", "--template", "course/mini", "--instructor-dir", str(course_dir),
                  "--event", str(join(fake, tmp_path, "dave"))]) == 0
     assert fake.repo("course", "mini-dave") is not None
+
+
+# ---- the enroll workflow and the issue form ---------------------------------------------------------------
+REPO = Path(__file__).resolve().parent.parent
+WORKFLOW = REPO / ".github" / "workflows" / "enroll.yml"
+FORM = REPO / ".github" / "ISSUE_TEMPLATE" / "join-the-course.yml"
+
+
+def _tool(name: str) -> str:
+    import shutil
+    path = shutil.which(name) or (str(Path(sys.executable).parent / name)
+                                  if (Path(sys.executable).parent / name).exists() else None)
+    if path is None:
+        pytest.skip(f"{name} is not installed (it comes with the test extras: pip install -e '.[dev]')")
+    return path
+
+
+def _yaml(path: Path) -> dict:
+    import yaml
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if True in data:
+        data["on"] = data.pop(True)  # YAML 1.1 reads the key `on` as True
+    return data
+
+
+@pytest.mark.parametrize("command", [
+    lambda: [_tool("actionlint"), str(WORKFLOW)],
+    lambda: [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
+    lambda: [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-issue-forms", str(FORM)],
+], ids=["actionlint", "workflow-schema", "issue-form-schema"])
+def test_workflow_and_form_lint_clean(command):
+    import subprocess
+    result = subprocess.run(command(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_workflow_is_safe_by_construction():
+    wf, form = _yaml(WORKFLOW), _yaml(FORM)
+    assert wf["on"] == {"issues": {"types": ["opened"]}}
+    assert wf["permissions"] == {}  # the job uses its own token only; GITHUB_TOKEN gets nothing
+    [job] = wf["jobs"].values()
+    [label] = form["labels"]
+    assert job["if"] == f"contains(github.event.issue.labels.*.name, '{label}')"
+    assert isinstance(job["timeout-minutes"], int)
+    for step in job["steps"]:
+        assert "${{" not in step.get("run", ""), f"expression interpolated into a shell line: {step['run']!r}"
+        for value in (step.get("env") or {}).values():
+            assert "github.event" not in value  # nothing the student typed reaches the environment either
+    enroll_step = next(s for s in job["steps"] if "tito classroom enroll" in s.get("run", ""))
+    assert enroll_step["env"]["GITHUB_TOKEN"] == "${{ secrets.CLASSROOM_TOKEN }}"
+    assert '--event "${GITHUB_EVENT_PATH}"' in enroll_step["run"]
+    checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout"))
+    assert checkout["with"]["persist-credentials"] is False
+
+
+def test_workflow_step_runs_locally(fake, tmp_path, course_dir):
+    """The workflow's own script, with the environment the runner gives it, against the fake GitHub."""
+    import os
+    import stat
+    import subprocess
+    script = next(s for s in next(iter(_yaml(WORKFLOW)["jobs"].values()))["steps"]
+                  if "tito classroom enroll" in s.get("run", ""))["run"]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "tito"
+    shim.write_text(f"#!/bin/sh\nexec {sys.executable} -m grading \"$@\"\n")
+    shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
+    (course_dir / "roster.csv").write_text("github_username\nalice\n")
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(course_dir),
+           "GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": fake.url, "TEMPLATE": "course/mini", "ORG": "org",
+           "PREFIX": "fall26-tinytorch", "ROSTER": "roster.csv"}
+    for login, repo in (("alice", "org/fall26-tinytorch-alice"), ("mallory", None)):
+        event = join(fake, tmp_path, login, body='$(touch pwned) `touch pwned` "; touch pwned')
+        res = subprocess.run(["bash", "-c", script], cwd=course_dir, capture_output=True, text=True, timeout=120,
+                             env={**env, "GITHUB_EVENT_PATH": str(event)})
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert TOKEN not in res.stdout + res.stderr
+    assert fake.repo("org", "fall26-tinytorch-alice") is not None and fake.repo("org", "fall26-tinytorch-mallory") is None
+    assert not (course_dir / "pwned").exists() and not (tmp_path / "pwned").exists()
+    env.pop("PREFIX"), env.pop("ROSTER")
+    res = subprocess.run(["bash", "-c", script], cwd=course_dir, capture_output=True, text=True, timeout=120,
+                         env={**env, "PREFIX": "", "ROSTER": "", "GITHUB_EVENT_PATH": str(join(fake, tmp_path, "bob"))})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert fake.repo("org", "mini-bob") is not None  # empty variables: the defaults
