@@ -11,8 +11,12 @@
 
 Student repositories are named `<prefix>-<github_username>`; the prefix defaults to the template
 repository's name (GitHub Classroom's naming), so every command finds them from the same roster.
-The roster is GitHub Classroom's export (identifier, github_username, github_id, name) or any CSV with a
-`github_username` (or `username`, `login`, `github`) column, or one user name per line.
+The roster is GitHub Classroom's export (identifier, github_username, github_id, name), Classroom 50's
+students.csv (username, first_name, last_name, ...), any CSV with a `github_username` (or `username`,
+`login`, `github`) column, or one user name per line.
+
+Classroom 50 names the repositories it makes `<classroom>-<assignment>-<username>`: give
+`--prefix <classroom>-<assignment>` and every command finds them.
 
 Talks to GitHub through grading/instructor/github.py: token from GITHUB_TOKEN (never printed), API base from
 GITHUB_API_URL. Commands run one repository at a time (GitHub asks integrators to serialise writes),
@@ -94,7 +98,8 @@ def read_roster(path: str | Path, log=None) -> list[Student]:
             log(f"  roster line {number}: {user} appears twice (second entry skipped)")
             continue
         seen.add(user.lower())
-        students.append(Student(user, cell(row, "identifier"), cell(row, "name"), cell(row, "github_id")))
+        name = cell(row, "name") or " ".join(filter(None, (cell(row, "first_name"), cell(row, "last_name"))))
+        students.append(Student(user, cell(row, "identifier"), name, cell(row, "github_id")))
     return students
 
 
@@ -438,7 +443,7 @@ class TemplateInfo:
 
 def integrity(gh: GitHub, tmpl: TemplateInfo, org: str, name: str, head_sha: str) -> list[str]:
     """Problems with a student repository's protected files and history ([] = clean)."""
-    from grading.instructor.release import suspicious_addition
+    from grading.instructor.release import FRONT_END_PATHS, suspicious_addition
     problems = []
     roots = gh.root_commits(org, name)
     if len(roots) != 1:
@@ -454,7 +459,8 @@ def integrity(gh: GitHub, tmpl: TemplateInfo, org: str, name: str, head_sha: str
         reference = tmpl.protected_blobs(t_owner, t_name, _default_ref(gh, t_owner, t_name))
     changed = sorted(p for p, s in reference.items() if tmpl.is_protected(p) and p in head and head[p] != s)
     missing = sorted(p for p in reference if tmpl.is_protected(p) and p not in head)
-    added = sorted(p for p in head if p not in reference and (tmpl.is_protected(p) or suspicious_addition(p)))
+    added = sorted(p for p in head if p not in reference and p not in FRONT_END_PATHS
+                   and (tmpl.is_protected(p) or suspicious_addition(p)))
     for label, paths in (("modified", changed), ("deleted", missing), ("added", added)):
         if paths:
             shown = ", ".join(paths[:5]) + (f" (+{len(paths) - 5} more)" if len(paths) > 5 else "")
@@ -500,9 +506,44 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-ROSTER_COLUMNS = ["github_username", "identifier", "name", "repository", "modules_passed", "points", "max_points",
-                  "milestones_passed", "last_push", "late", "integrity", "regrade_points", "regrade_commit",
-                  "status"]
+ROSTER_COLUMNS = ["github_username", "identifier", "name", "profile_name", "repository", "modules_passed", "points",
+                  "max_points", "milestones_passed", "last_push", "late", "integrity", "regrade_points",
+                  "regrade_verified", "regrade_commit", "claim_check", "status"]
+PROFILE_NAME_MAX = 60  # characters of the student's self-chosen display name shown in the roster
+
+
+def profile_name(progress: dict) -> str:
+    """The display name the student put in progress.json (`profile.name`): untrusted text, so only printable
+    characters (no control or bidirectional-override characters), whitespace collapsed, at most
+    PROFILE_NAME_MAX characters. Each output format escapes it again for its own syntax."""
+    import unicodedata
+    profile = progress.get("profile") if isinstance(progress, dict) else None
+    name = profile.get("name") if isinstance(profile, dict) else None
+    if not isinstance(name, str):
+        return ""
+    name = "".join(ch if not unicodedata.category(ch).startswith(("C", "Z")) else " " for ch in name[:1000])
+    name = " ".join(name.split())
+    return name if len(name) <= PROFILE_NAME_MAX else name[:PROFILE_NAME_MAX - 1] + "\u2026"
+
+
+def claim_check(summary: dict, claimed_commit: str, result: dict) -> str:
+    """What the student's badges claim that the instructor's regrade did not find ("" when they agree)."""
+    differences = []
+    claimed, regraded = float(summary["points"]), float(result.get("points") or 0)
+    if abs(claimed - regraded) > 0.01:
+        differences.append(f"badges claim {claimed:g} points, regrade gives {regraded:g}")
+    extra = sorted(set(summary["modules_passed"]) - set(result.get("modules_passed") or []))
+    if extra:
+        differences.append("modules claimed but not passed in the regrade: " + ", ".join(extra))
+    if result.get("milestones"):  # the regrade ran the milestones
+        extra_ms = sorted(set(summary["milestones_passed"]) - set(result.get("milestones_passed") or []))
+        if extra_ms:
+            differences.append("milestones claimed but not passed in the regrade: " + ", ".join(map(str, extra_ms)))
+    regraded_commit = str(result.get("commit") or "")
+    if differences and claimed_commit and regraded_commit and not regraded_commit.startswith(claimed_commit[:12]) \
+            and not claimed_commit.startswith(regraded_commit[:12]):
+        differences.append(f"(badges are for commit {claimed_commit[:7]}, the regrade for {regraded_commit[:7]})")
+    return "; ".join(differences)
 
 
 def build_roster(gh: GitHub, students: list[Student], org: str, prefix: str, template: str, course: Course,
@@ -519,6 +560,7 @@ def build_roster(gh: GitHub, students: list[Student], org: str, prefix: str, tem
         row.update(github_username=s.github_username, identifier=s.identifier, name=s.name,
                    repository=f"{org}/{name}", max_points=f"{course.total_points:g}", modules_passed=0,
                    points="0", milestones_passed="")
+        summary, claimed_commit = None, ""
         try:
             repo = gh.get_repo(org, name)
             if repo is None:
@@ -526,7 +568,12 @@ def build_roster(gh: GitHub, students: list[Student], org: str, prefix: str, tem
                 rows.append(row)
                 continue
             raw = gh.file_content(org, name, "badges/progress.json")
-            summary = summarize_progress(json.loads(raw) if raw else {}, course)
+            progress = json.loads(raw) if raw else {}
+            progress = progress if isinstance(progress, dict) else {}  # student-writable: any JSON at all
+            summary = summarize_progress(progress, course)
+            row["profile_name"] = profile_name(progress)
+            commit = progress.get("commit")
+            claimed_commit = str(commit.get("sha") or "") if isinstance(commit, dict) else ""
             row["modules_passed"] = len(summary["modules_passed"])
             row["points"] = f"{summary['points']:g}"
             row["milestones_passed"] = " ".join(str(n) for n in summary["milestones_passed"])
@@ -551,7 +598,10 @@ def build_roster(gh: GitHub, students: list[Student], org: str, prefix: str, tem
         r = (results or {}).get(f"{org}/{name}")
         if r:
             row["regrade_points"] = f"{float(r.get('points', 0)):g}"
+            row["regrade_verified"] = "verified" if r.get("verified") is True else "unverified"
             row["regrade_commit"] = (r.get("commit") or "")[:12]
+            if summary is not None:
+                row["claim_check"] = claim_check(summary, claimed_commit, r) or "matches"
             if r.get("flags"):
                 row["integrity"] = (row["integrity"] + "; " if row["integrity"] not in ("", "ok") else "") + \
                     f"regrade flags: {len(r['flags'])}"
@@ -561,59 +611,77 @@ def build_roster(gh: GitHub, students: list[Student], org: str, prefix: str, tem
 
 
 # ---- output formats --------------------------------------------------------------------------------
+# Rows hold text a student controls (profile name, file paths of their repository): every format escapes
+# it for its own syntax - CSV against spreadsheet formulas, Markdown against links/HTML, HTML by entities.
+def _csv_cell(value):
+    """A gradebook opens the CSV in a spreadsheet: a cell starting with =, +, -, @ would be a formula."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def to_csv(rows: list[dict], columns=ROSTER_COLUMNS) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow(r)
+        w.writerow({k: _csv_cell(v) for k, v in r.items()})
     return buf.getvalue()
 
 
-_MD_COLUMNS = [("github_username", "Student"), ("modules_passed", "Modules"), ("points", "Points"),
+_MD_COLUMNS = [("github_username", "Student"), ("profile_name", "Name"), ("modules_passed", "Modules"),
+               ("points", "Points (badges)"), ("regrade_points", "Regrade"), ("claim_check", "Badges vs regrade"),
                ("milestones_passed", "Milestones"), ("last_push", "Last push"), ("late", "Late"),
-               ("integrity", "Integrity"), ("regrade_points", "Regrade"), ("status", "Status")]
+               ("integrity", "Integrity"), ("status", "Status")]
+_OPTIONAL_COLUMNS = ("profile_name", "regrade_points", "claim_check")  # shown when some row has them
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~&])")
+
+
+def _columns(rows: list[dict]) -> list[tuple[str, str]]:
+    return [(k, t) for k, t in _MD_COLUMNS if k not in _OPTIONAL_COLUMNS or any(r.get(k) for r in rows)]
+
+
+def _display(row: dict, key: str, course: Course) -> str:
+    v = row.get(key, "")
+    if key == "modules_passed":
+        return f"{v}/{len(course.modules)}"
+    if key == "points":
+        return f"{v}/{row.get('max_points', '')}"
+    if key == "regrade_points" and v != "":
+        return f"{v}/{row.get('max_points', '')} {row.get('regrade_verified') or 'unverified'}"
+    return str(v)
 
 
 def to_markdown(rows: list[dict], course: Course) -> str:
-    cols = [(k, t) for k, t in _MD_COLUMNS if k != "regrade_points" or any(r.get(k) for r in rows)]
+    cols = _columns(rows)
 
-    def cell(v):
-        return str(v).replace("|", "\\|").replace("\n", " ")
+    def cell(v: str) -> str:
+        return _MD_SPECIAL.sub(r"\\\1", " ".join(v.split()))
 
     lines = [f"# {course.name}: class roster", "", f"{len(rows)} students, {len(course.modules)} modules, "
              f"{course.total_points:g} points.", "",
              "| " + " | ".join(t for _, t in cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        vals = []
-        for k, _ in cols:
-            v = r.get(k, "")
-            if k == "modules_passed":
-                v = f"{v}/{len(course.modules)}"
-            elif k == "points":
-                v = f"{v}/{r.get('max_points', '')}"
-            vals.append(cell(v))
-        lines.append("| " + " | ".join(vals) + " |")
+        lines.append("| " + " | ".join(cell(_display(r, k, course)) for k, _ in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
 def to_html(rows: list[dict], course: Course) -> str:
     """One self-contained page: inline CSS, no scripts, fonts or images from elsewhere."""
-    cols = [(k, t) for k, t in _MD_COLUMNS if k != "regrade_points" or any(r.get(k) for r in rows)]
+    cols = _columns(rows)
     e = html.escape
     head = "".join(f"<th>{e(t)}</th>" for _, t in cols)
     body = []
     for r in rows:
         cells = []
         for k, _ in cols:
-            v = str(r.get(k, ""))
-            cls = ""
-            if k == "modules_passed":
-                v = f"{v}/{len(course.modules)}"
-            elif k == "points":
-                v = f"{v}/{r.get('max_points', '')}"
-            elif k == "integrity":
+            v, cls = _display(r, k, course), ""
+            if k == "integrity":
                 cls = " class=ok" if v == "ok" else (" class=bad" if v else "")
+            elif k == "claim_check" and v:
+                cls = " class=ok" if v == "matches" else " class=bad"
+            elif k == "regrade_points" and v.endswith("unverified"):
+                cls = " class=warn"
             elif k == "late" and v:
                 cls = " class=warn"
             cells.append(f"<td{cls}>{e(v)}</td>")
@@ -641,6 +709,37 @@ td.ok {{ color: #1a7f37; }} td.bad {{ color: #cf222e; font-weight: 600; }} td.wa
 </table>
 </body></html>
 """
+
+
+# ---- the regrade's verdict on the graded commit ----------------------------------------------------------
+VERIFIED_CONTEXT = "tinytorch/verified"
+
+
+def verified_status(result: dict, milestones_total: int) -> tuple[str, str]:
+    """(state, description) of the commit status for a regrade result (the result file's fields).
+
+    success only for a finished regrade that ran in an OS sandbox (`verified`); an unsandboxed one is a
+    failure marked unverified; a regrade that crashed or could not clone is an error.
+    """
+    points = f"{float(result.get('points') or 0):g}/{float(result.get('max_points') or 0):g}"
+    milestones = f"{len(result.get('milestones_passed') or [])}/{milestones_total} milestones"
+    status = str(result.get("status") or "failed")
+    if status == "graded" and result.get("verified") is True:
+        return "success", f"verified {points}, {milestones}"
+    if status == "graded":
+        return "failure", f"unverified {points}, {milestones}: the regrade ran without a sandbox"
+    return "error", f"unverified: the regrade {status} ({points}, {milestones} before it stopped)"[:140]
+
+
+def post_verified_status(gh: GitHub, result: dict, milestones_total: int, target_url: str | None = None) -> dict | None:
+    """Post the regrade's verdict as a commit status (context tinytorch/verified) on the commit it graded.
+    Returns the status, or None when the result names no commit (the clone failed)."""
+    commit = str(result.get("commit") or "")
+    if not re.fullmatch(r"[0-9a-f]{40}", commit):
+        return None
+    owner, name = split_repo(str(result.get("repository") or ""), "the result's repository")
+    state, description = verified_status(result, milestones_total)
+    return gh.create_status(owner, name, commit, state, VERIFIED_CONTEXT, description, target_url)
 
 
 # ---- lock ------------------------------------------------------------------------------------------
@@ -770,6 +869,8 @@ def cmd_regrade(args) -> int:
             targets.append((f"{args.org}/{name}", f"{server}/{args.org}/{name}.git", s.github_username))
     results_dir = Path(args.results)
     results_dir.mkdir(parents=True, exist_ok=True)
+    status_client = GitHub.from_env() if args.post_status else None  # no token: stop before grading anyone
+    milestones_total = len(load_course(Path(args.instructor_dir) / "assignments" / "course.yaml").milestones)
     base_root = Path(tempfile.mkdtemp(prefix="tito-regrade-base-"))
     failures = 0
     try:
@@ -782,6 +883,11 @@ def cmd_regrade(args) -> int:
                   f"{r['points']:g}/{r['max_points']:g} points"
                   + (f", {len(r['flags'])} flags" if r["flags"] else "") + f" ({time.monotonic() - t0:.0f}s)",
                   flush=True)
+            if status_client is not None:
+                posted = post_verified_status(status_client, r, milestones_total)
+                print(f"  commit status {VERIFIED_CONTEXT}: " +
+                      (f"{posted['state']}, {posted['description']}" if posted else "not posted (no graded commit)"),
+                      flush=True)
     finally:
         shutil.rmtree(base_root, ignore_errors=True)
     print(f"results in {results_dir}")
@@ -883,6 +989,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     q.add_argument("--memory-mb", type=int, default=4096, help="memory limit of the grading process")
     q.add_argument("--keep-work", action="store_true", help="keep each repository's work folder (debugging)")
     q.add_argument("--strict", action="store_true", help="exit 1 if any repository could not be graded cleanly")
+    q.add_argument("--post-status", action="store_true",
+                   help=f"post the result as a commit status ({VERIFIED_CONTEXT}) on the graded commit "
+                        "(token: Commit statuses read+write)")
     q.add_argument("--instructor-dir", default=str(REPO_ROOT), help=argparse.SUPPRESS)
     q.set_defaults(func=_safe(cmd_regrade))
 
