@@ -203,6 +203,15 @@ class State:
         matches = [sha for sha in repo.commits if sha.startswith(ref)] if len(ref) >= 7 else []
         return matches[0] if len(matches) == 1 else None
 
+    def adopt_commit(self, owner: str, name: str, sha: str) -> None:
+        """Know a commit made outside the fake (a local git repository pushed "for real") by its sha, as a copy
+        of the head commit, so statuses can be posted on it."""
+        with self.lock:
+            repo = self.repo(owner, name)
+            head = repo.commits[repo.branches[repo.default_branch]]
+            repo.commits[sha] = Commit(sha, head.tree, [head.sha], "pushed elsewhere", head.date, head.author,
+                                       dict(head.files))
+
     def open_issue(self, owner: str, name: str, login: str, title: str = "Join the course", body: str = "",
                    labels=("join-the-course",), user_type: str = "User") -> dict:
         """File an issue as `login`; returns the `issues: opened` event payload (GitHub's shape, trimmed)."""

@@ -154,3 +154,33 @@ def test_status_is_posted_on_the_graded_commit(fake, gh, mini):
     # the unverified wording fits GitHub's 140 characters (the fake refuses longer ones, as GitHub does)
     long = result(4.0, [], status="graded with a crash " + "x" * 200, commit=graded)
     assert len(C.post_verified_status(gh, long, 5)["description"]) == 140
+
+
+def test_regrade_post_status_through_the_command_line(fake, gh, mini, tmp_path, monkeypatch, capsys):
+    """`tito classroom regrade --repo --post-status`: the status lands on the commit the regrade cloned, with
+    the wording of its result (verified or not, whatever this machine's regrade could do); no token printed."""
+    import os
+    import subprocess
+    from grading.cli import main
+    course_dir, course, _ = mini
+    C.provision(gh, [C.Student("alice")], "course/mini", "org", "mini", log=lambda m: None)
+    work = tmp_path / "alice"
+    build_release(work, course_dir, solutions_through=1)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@e", "GIT_COMMITTER_NAME": "a",
+           "GIT_COMMITTER_EMAIL": "a@e"}
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "my work"]):
+        subprocess.run(["git", "-C", str(work), *args], check=True, capture_output=True, env=env)
+    sha = subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    fake.state.adopt_commit("org", "mini-alice", sha)
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    monkeypatch.setenv("GITHUB_API_URL", fake.url)
+    rc = main(["classroom", "regrade", "--repo", "org/mini-alice", "--clone-url", f"file://{work}", "--post-status",
+               "--results", str(tmp_path / "results"), "--instructor-dir", str(course_dir)])
+    out = capsys.readouterr()
+    assert rc == 0, out.out + out.err
+    res = json.loads((tmp_path / "results" / "org__mini-alice.json").read_text())
+    assert res["commit"] == sha and res["points"] == 4.0
+    [status] = fake.repo("org", "mini-alice").statuses[sha]
+    assert (status["state"], status["description"]) == C.verified_status(res, len(course.milestones))
+    assert status["context"] == "tinytorch/verified" and "commit status tinytorch/verified" in out.out
+    assert TOKEN not in out.out + out.err
