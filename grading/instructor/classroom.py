@@ -5,7 +5,7 @@
     tito classroom invites   --roster roster.csv --template ORG/tinytorch-template --org ORG [--resend]
     tito classroom roster    --roster roster.csv --template ORG/tinytorch-template --org ORG --format html --out roster.html
     tito classroom regrade   --all --roster roster.csv --template ORG/tinytorch-template --org ORG --results results/
-    tito classroom regrade   --repo ORG/tinytorch-template-alice
+    tito classroom regrade   --repo ORG/tinytorch-template-alice [--post-status]
     tito classroom merge     results/ --out class-results/           (the class workflow's last step)
     tito classroom lock      --roster roster.csv --template ORG/tinytorch-template --org ORG --at 2026-12-18T23:59:00+01:00
 
@@ -285,7 +285,8 @@ def _welcome(login: str, repo: dict, created: bool, invited: bool, course_name: 
     lines += [f"{step}. Clone it and install the course tools:", "", "   ```bash", f"   git clone {url}.git",
               f"   cd {name}", '   pip install -e ".[test]"', "   tito module start 01", "   ```", "",
               f"{step + 1}. Push your work: every push is graded and the results appear in your README.", "",
-              "This issue is closed automatically; open a new one only if something is wrong with your repository."]
+              "This issue is now closed. If something is wrong with your repository, reply here: the course "
+              "staff will see it."]
     return "\n".join(lines) + "\n"
 
 
