@@ -31,6 +31,16 @@ Endpoints:
   GET    /repos/{owner}/{repo}/contents/{path}?ref=
   GET    /repos/{owner}/{repo}/commits?sha=&path=&since=&until=&per_page=&page=
   GET    /repos/{owner}/{repo}/git/trees/{tree_sha}?recursive=1
+  GET    /repos/{owner}/{repo}/issues/{number}
+  PATCH  /repos/{owner}/{repo}/issues/{number}                  (state, state_reason)
+  GET    /repos/{owner}/{repo}/issues/{number}/comments
+  POST   /repos/{owner}/{repo}/issues/{number}/comments
+  POST   /repos/{owner}/{repo}/statuses/{sha}
+  GET    /repos/{owner}/{repo}/commits/{ref}/statuses
+
+`generate_delay = N` makes a generated repository answer like an empty one (409 on commits, 404 on its
+branch) for its next N requests, as GitHub's asynchronous `generate` does. `open_issue(...)` files an issue
+and returns the `issues: opened` event payload a workflow would get in $GITHUB_EVENT_PATH.
 """
 from __future__ import annotations
 
@@ -114,6 +124,11 @@ class Repo:
     collaborators: set = field(default_factory=set)
     invitations: dict = field(default_factory=dict)    # id -> dict
     protection: dict = field(default_factory=dict)     # branch -> dict
+    issues: dict = field(default_factory=dict)         # number -> dict (with "comments": [...])
+    statuses: dict = field(default_factory=dict)       # commit sha -> [status dict, newest last]
+    pending_files: dict | None = None                  # files `generate` has not committed yet
+    pending_author: str = ""
+    pending_requests: int = 0                          # ... until this many more requests have touched it
 
     @property
     def full_name(self) -> str:
@@ -187,6 +202,32 @@ class State:
             return ref
         matches = [sha for sha in repo.commits if sha.startswith(ref)] if len(ref) >= 7 else []
         return matches[0] if len(matches) == 1 else None
+
+    def adopt_commit(self, owner: str, name: str, sha: str) -> None:
+        """Know a commit made outside the fake (a local git repository pushed "for real") by its sha, as a copy
+        of the head commit, so statuses can be posted on it."""
+        with self.lock:
+            repo = self.repo(owner, name)
+            head = repo.commits[repo.branches[repo.default_branch]]
+            repo.commits[sha] = Commit(sha, head.tree, [head.sha], "pushed elsewhere", head.date, head.author,
+                                       dict(head.files))
+
+    def open_issue(self, owner: str, name: str, login: str, title: str = "Join the course", body: str = "",
+                   labels=("join-the-course",), user_type: str = "User") -> dict:
+        """File an issue as `login`; returns the `issues: opened` event payload (GitHub's shape, trimmed)."""
+        with self.lock:
+            repo = self.repo(owner, name)
+            number = len(repo.issues) + 1
+            self.clock += timedelta(seconds=1)
+            base = "https://api.github.com"
+            user = {**user_json(base, login, user_type)}
+            issue = {"number": number, "title": title, "body": body, "state": "open", "state_reason": None,
+                     "user": user, "labels": [{"name": n} for n in labels], "created_at": _iso(self.clock),
+                     "html_url": f"https://github.com/{repo.full_name}/issues/{number}", "comments": []}
+            repo.issues[number] = issue
+            public = {k: v for k, v in issue.items() if k != "comments"}
+            return {"action": "opened", "issue": {**public, "comments": 0}, "repository": repo_json(base, repo),
+                    "sender": user}
 
     def accept_invitation(self, owner: str, name: str, login: str) -> None:
         with self.lock:
@@ -275,6 +316,7 @@ class FakeGitHub:
         self.requests: list[tuple[str, str, dict, object]] = []
         self.per_page_default = per_page_default
         self.rate_remaining = 5000
+        self.generate_delay = 0
         self._server = None
         self._thread = None
 
@@ -410,6 +452,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._generate(repo, body or {})
         if repo is None:
             return self._error(404, "Not Found")
+        if repo.pending_files is not None:  # `generate` finishes in the background
+            repo.pending_requests -= 1
+            if repo.pending_requests < 0:
+                files, repo.pending_files = repo.pending_files, None
+                self.fake.state.push(owner, name, files, message="Initial commit", author=repo.pending_author,
+                                     replace=True)
         if rest == "" and method == "GET":
             return self._send(200, repo_json(base, repo))
         if (c := re.match(r"^/collaborators/([^/]+)$", rest)):
@@ -426,7 +474,57 @@ class _Handler(BaseHTTPRequestHandler):
             return self._commits(repo, query)
         if (c := re.match(r"^/git/trees/(.+)$", rest)) and method == "GET":
             return self._tree(repo, c.group(1), query)
+        if (c := re.match(r"^/issues/(\d+)(/comments)?$", rest)):
+            return self._issue(method, repo, int(c.group(1)), bool(c.group(2)), body or {}, query)
+        if (c := re.match(r"^/statuses/([0-9a-f]{40})$", rest)) and method == "POST":
+            return self._status(repo, c.group(1), body or {})
+        if (c := re.match(r"^/commits/([^/]+)/statuses$", rest)) and method == "GET":
+            sha = self.fake.state.resolve(repo, c.group(1))
+            return self._paginated(list(reversed(repo.statuses.get(sha, []))), query)
         return self._error(404, "Not Found")
+
+    def _issue(self, method, repo: Repo, number: int, comments: bool, body: dict, query: dict) -> None:
+        issue = repo.issues.get(number)
+        if issue is None:
+            return self._error(404, "Not Found")
+        public = {k: v for k, v in issue.items() if k != "comments"}
+        if comments and method == "GET":
+            return self._paginated(issue["comments"], query)
+        if comments and method == "POST":
+            if not isinstance(body.get("body"), str) or not body["body"]:
+                return self._error(422, "Validation Failed", [{"resource": "IssueComment", "field": "body",
+                                                               "code": "missing_field"}])
+            comment = {"id": next(self.fake.state._ids), "body": body["body"],
+                       "user": user_json(self.fake.url, "tinytorch-bot", "Bot"),
+                       "html_url": f"{issue['html_url']}#issuecomment-{len(issue['comments']) + 1}"}
+            issue["comments"].append(comment)
+            return self._send(201, comment)
+        if method == "GET":
+            return self._send(200, {**public, "comments": len(issue["comments"])})
+        if method == "PATCH":
+            if body.get("state") not in (None, "open", "closed") or \
+                    body.get("state_reason") not in (None, "completed", "not_planned", "reopened"):
+                return self._error(422, "Validation Failed")
+            issue["state"] = body.get("state") or issue["state"]
+            issue["state_reason"] = body.get("state_reason")
+            return self._send(200, {**public, **{k: issue[k] for k in ("state", "state_reason")},
+                                    "comments": len(issue["comments"])})
+        return self._error(404, "Not Found")
+
+    def _status(self, repo: Repo, sha: str, body: dict) -> None:
+        if sha not in repo.commits:
+            return self._error(422, f"No commit found for SHA: {sha}")
+        if body.get("state") not in ("error", "failure", "pending", "success"):
+            return self._error(422, "Validation Failed", [{"resource": "Status", "field": "state", "code": "invalid"}])
+        if len(body.get("description") or "") > 140:
+            return self._error(422, "Validation Failed", [{"resource": "Status", "field": "description",
+                                                           "code": "custom", "message": "description is too long "
+                                                           "(maximum is 140 characters)"}])
+        status = {"id": next(self.fake.state._ids), "state": body["state"], "context": body.get("context") or "default",
+                  "description": body.get("description"), "target_url": body.get("target_url"),
+                  "creator": user_json(self.fake.url, "instructor")}
+        repo.statuses.setdefault(sha, []).append(status)
+        return self._send(201, status)
 
     def _paginated(self, items: list, query: dict) -> None:
         per_page = max(1, min(int(query.get("per_page", self.fake.per_page_default)), 100))
@@ -463,7 +561,10 @@ class _Handler(BaseHTTPRequestHandler):
                                  "message": "name already exists on this account"}])
         new = state.add_repo(owner, name, private=bool(body.get("private", False)))
         head = template.branches.get(template.default_branch)
-        if head:
+        if head and self.fake.generate_delay > 0:
+            new.pending_files, new.pending_requests = dict(template.commits[head].files), self.fake.generate_delay
+            new.pending_author = template.owner
+        elif head:
             state.push(owner, name, dict(template.commits[head].files), message="Initial commit",
                        author=template.owner, replace=True)
         self._send(201, repo_json(self.fake.url, new))

@@ -235,7 +235,8 @@ def test_roster_table(fake, gh, course_with_deadlines, tmp_path):
     fake.push("org", "mini-carol", files, author="carol", date=d(8), replace=True, new_root=True)
     # fred: wrote his own progress.json
     fake.push("org", "mini-fred", {"badges/progress.json": progress(True, 3, "passed")}, author="fred", date=d(9))
-    results = {"org/mini-bob": {"points": 4.0, "commit": "abc123def4567890", "flags": []}}
+    results = {"org/mini-bob": {"points": 4.0, "commit": "abc123def4567890", "flags": [], "status": "graded",
+                                "modules_passed": ["01_alpha"], "milestones_passed": [], "verified": False}}
 
     rows = C.build_roster(gh, students, "org", "mini", "course/mini", course, results, log=quiet)
     by = {r["github_username"]: r for r in rows}
@@ -248,6 +249,10 @@ def test_roster_table(fake, gh, course_with_deadlines, tmp_path):
     assert "modified: assignments/02_beta/test_02_beta.py" in b["integrity"]
     assert "assignments/02_beta/conftest.py" in b["integrity"] and "tinytorch/sitecustomize.py" in b["integrity"]
     assert b["regrade_points"] == "4" and b["regrade_commit"] == "abc123def456"
+    assert b["regrade_verified"] == "unverified"
+    assert b["claim_check"] == ("badges claim 10 points, regrade gives 4; "
+                                "modules claimed but not passed in the regrade: 02_beta")
+    assert a["claim_check"] == a["regrade_points"] == ""  # no regrade result for alice
     assert "badges/ last changed by bob" not in b["integrity"]  # the grader wrote bob's badges
     assert "badges/ last changed by fred" in by["fred"]["integrity"]  # fred wrote his himself
     assert "modified" not in by["fred"]["integrity"]
@@ -261,7 +266,8 @@ def test_roster_table(fake, gh, course_with_deadlines, tmp_path):
             "integrity"} <= set(table[0])
     assert table[0]["repository"] == "org/mini-alice" and table[0]["identifier"] == "id-alice"
     md = C.to_markdown(rows, course)
-    assert "| alice | 2/2 | 10/10 | 1 |" in md
+    assert "| alice | 2/2 | 10/10 |  |  | 1 |" in md  # badges' points, then the (empty) regrade columns
+    assert "| bob | 2/2 | 10/10 | 4/10 unverified | badges claim 10 points, regrade gives 4" in md
     page = C.to_html(rows, course)
     assert page.startswith("<!DOCTYPE html>") and "<style>" in page
     assert "http" not in page.split("<body>")[1] and "<script" not in page and "src=" not in page

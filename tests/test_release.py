@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_github import make_mini_course  # noqa: E402
 
 from grading.instructor import solutions  # noqa: E402
-from grading.instructor.release import (INSTRUCTOR_ONLY, MANIFEST, ReleaseError, build_release, check_release,  # noqa: E402
-                             find_leaks, is_protected, list_source_files)
+from grading.instructor.release import (FRONT_END_PATHS, INSTRUCTOR_ONLY, MANIFEST, ReleaseError,  # noqa: E402
+                                       build_release, check_release, find_leaks, is_protected, list_source_files)
 from grading.instructor.solutions import SolutionMarkerError  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -280,3 +280,26 @@ def test_real_release_lists_no_caches_and_is_deterministic(real_release, real_sn
     again = tmp_path / "again"
     build_release(again, real_snapshot)
     assert tree_bytes(out) == tree_bytes(again)
+
+
+def test_real_release_is_a_classroom50_starter(real_release, real_snapshot):
+    """Classroom 50 writes .classroom50.yaml and .github/workflows/autograde.yaml into each student's copy and
+    re-fetches .github/ on submit: the template leaves those paths free, keeps its own grading workflow, keeps
+    the badges outside .github/, and leaves out the instructor's enroll workflow and its issue form."""
+    out, report = real_release
+    files = set(report.files)
+    assert not files & set(FRONT_END_PATHS)
+    assert ".github/workflows/grade.yml" in files
+    assert any(f.startswith("badges/") for f in files)
+    assert not any(f.startswith(".github/") and "badge" in f.lower() for f in files)
+    for rel in (".github/workflows/enroll.yml", ".github/ISSUE_TEMPLATE/join-the-course.yml"):
+        assert (real_snapshot / rel).exists() and not (out / rel).exists(), rel
+
+
+def test_a_file_where_classroom50_writes_is_a_release_problem(course, tmp_path):
+    (course / ".classroom50.yaml").write_text("assignment: mine\n")
+    (course / ".github/workflows/autograde.yaml").write_text("name: ours\non: push\njobs: {}\n")
+    build_release(tmp_path / "out", course)
+    problems = check_release(tmp_path / "out")
+    assert len(problems) == 2 and all("Classroom 50 writes its own file here" in p for p in problems)
+    assert any(p.startswith(".classroom50.yaml:") for p in problems)

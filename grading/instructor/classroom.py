@@ -1,17 +1,22 @@
 """`tito classroom`: run the course on plain GitHub (one private repository per student).
 
     tito classroom provision --roster roster.csv --template ORG/tinytorch-template --org ORG
+    tito classroom enroll    --event "$GITHUB_EVENT_PATH" --template ORG/tinytorch-template [--roster roster.csv]
     tito classroom invites   --roster roster.csv --template ORG/tinytorch-template --org ORG [--resend]
     tito classroom roster    --roster roster.csv --template ORG/tinytorch-template --org ORG --format html --out roster.html
     tito classroom regrade   --all --roster roster.csv --template ORG/tinytorch-template --org ORG --results results/
-    tito classroom regrade   --repo ORG/tinytorch-template-alice
+    tito classroom regrade   --repo ORG/tinytorch-template-alice [--post-status]
     tito classroom merge     results/ --out class-results/           (the class workflow's last step)
     tito classroom lock      --roster roster.csv --template ORG/tinytorch-template --org ORG --at 2026-12-18T23:59:00+01:00
 
 Student repositories are named `<prefix>-<github_username>`; the prefix defaults to the template
 repository's name (GitHub Classroom's naming), so every command finds them from the same roster.
-The roster is GitHub Classroom's export (identifier, github_username, github_id, name) or any CSV with a
-`github_username` (or `username`, `login`, `github`) column, or one user name per line.
+The roster is GitHub Classroom's export (identifier, github_username, github_id, name), Classroom 50's
+students.csv (username, first_name, last_name, ...), any CSV with a `github_username` (or `username`,
+`login`, `github`) column, or one user name per line.
+
+Classroom 50 names the repositories it makes `<classroom>-<assignment>-<username>`: give
+`--prefix <classroom>-<assignment>` and every command finds them.
 
 Talks to GitHub through grading/instructor/github.py: token from GITHUB_TOKEN (never printed), API base from
 GITHUB_API_URL. Commands run one repository at a time (GitHub asks integrators to serialise writes),
@@ -93,7 +98,8 @@ def read_roster(path: str | Path, log=None) -> list[Student]:
             log(f"  roster line {number}: {user} appears twice (second entry skipped)")
             continue
         seen.add(user.lower())
-        students.append(Student(user, cell(row, "identifier"), cell(row, "name"), cell(row, "github_id")))
+        name = cell(row, "name") or " ".join(filter(None, (cell(row, "first_name"), cell(row, "last_name"))))
+        students.append(Student(user, cell(row, "identifier"), name, cell(row, "github_id")))
     return students
 
 
@@ -172,8 +178,8 @@ def ensure_protected(gh: GitHub, org: str, name: str, branch: str) -> str:
     return f"branch {branch} protected (no force push, no deletion)"
 
 
-def provision(gh: GitHub, students: list[Student], template: str, org: str, prefix: str, log=print) -> list[Outcome]:
-    """Create, invite and protect one repository per student; idempotent and resumable."""
+def check_template(gh: GitHub, template: str) -> None:
+    """Stop early, with a clear message, when the token is refused or cannot see the template."""
     t_owner, t_name = split_repo(template, "--template")
     try:
         found = gh.get_repo(t_owner, t_name)
@@ -183,25 +189,37 @@ def provision(gh: GitHub, students: list[Student], template: str, org: str, pref
         raise
     if found is None:
         raise ClassroomError(f"template repository {template} not found (or the token cannot see it)")
+
+
+def ensure_student_repository(gh: GitHub, template: str, org: str, name: str, user: str) -> list[str]:
+    """The one recipe for a student's repository (provision and enroll): private copy of the template,
+    `user` invited with push rights, default branch protected. Idempotent; returns what it did."""
+    steps = []
+    if gh.get_repo(org, name) is None:
+        try:
+            gh.generate_from_template(template, org, name, private=True, description=f"TinyTorch work of {user}")
+            steps.append("repository created")
+        except GitHubError as exc:
+            if not exc.already_exists:
+                raise
+            steps.append("repository exists")  # made between our check and our create (a second run)
+    else:
+        steps.append("repository exists")
+    branch = _wait_for_branch(gh, org, name)
+    steps.append(ensure_invited(gh, org, name, user))
+    steps.append(ensure_protected(gh, org, name, branch))
+    return steps
+
+
+def provision(gh: GitHub, students: list[Student], template: str, org: str, prefix: str, log=print) -> list[Outcome]:
+    """Create, invite and protect one repository per student; idempotent and resumable."""
+    check_template(gh, template)
     outcomes = []
     for i, s in enumerate(students, 1):
         name = repo_name(prefix, s.github_username)
         out = Outcome(s.github_username, f"{org}/{name}")
         try:
-            if gh.get_repo(org, name) is None:
-                try:
-                    gh.generate_from_template(template, org, name, private=True,
-                                              description=f"TinyTorch work of {s.github_username}")
-                    out.steps.append("repository created")
-                except GitHubError as exc:
-                    if not exc.already_exists:
-                        raise
-                    out.steps.append("repository exists")
-            else:
-                out.steps.append("repository exists")
-            branch = _wait_for_branch(gh, org, name)
-            out.steps.append(ensure_invited(gh, org, name, s.github_username))
-            out.steps.append(ensure_protected(gh, org, name, branch))
+            out.steps += ensure_student_repository(gh, template, org, name, s.github_username)
         except GitHubError as exc:
             out.error = str(exc)
             if exc.status == 401:
@@ -211,6 +229,111 @@ def provision(gh: GitHub, students: list[Student], template: str, org: str, pref
         outcomes.append(out)
         log(f"[{i}/{len(students)}] {out.repository}: " + (f"FAILED: {out.error}" if out.error else ", ".join(out.steps)))
     return outcomes
+
+
+# ---- enroll (the self-service "Join the course" issue form) -------------------------------------------
+ENROLL_MARKER = "<!-- tinytorch:enroll -->"  # marks our answer on an issue, so a re-run does not answer twice
+
+
+@dataclass(frozen=True)
+class JoinRequest:
+    """Who asked to join, as GitHub authenticated them, and the issue to answer."""
+    login: str
+    issue_repository: str  # OWNER/REPO holding the issue form
+    issue_number: int
+
+
+def read_join_event(path: str | Path) -> JoinRequest:
+    """The `issues: opened` event payload of a workflow run ($GITHUB_EVENT_PATH).
+
+    The student is the event's `sender.login` (the account GitHub authenticated); the issue's title and
+    body are never read, so a form that names someone else changes nothing.
+    """
+    try:
+        event = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ClassroomError(f"cannot read the event payload {path}: {exc}") from None
+    if not isinstance(event, dict) or not isinstance(event.get("issue"), dict) \
+            or not isinstance(event.get("sender"), dict) or not isinstance(event.get("repository"), dict):
+        raise ClassroomError(f"{path} is not an `issues` event payload (expected issue, sender and repository)")
+    if event.get("action") != "opened":
+        raise ClassroomError(f"{path}: the event's action is {event.get('action')!r}; enroll answers "
+                             "newly opened issues only (the workflow runs on `issues: opened`)")
+    sender = event["sender"]
+    login = str(sender.get("login") or "")
+    if sender.get("type") not in (None, "User") or not _USERNAME.match(login):
+        raise ClassroomError(f"the issue was opened by {login!r} ({sender.get('type')}), not by a GitHub user "
+                             "account: nothing to enroll")
+    number = event["issue"].get("number")
+    full = str(event["repository"].get("full_name") or "")
+    if not isinstance(number, int) or full.count("/") != 1:
+        raise ClassroomError(f"{path}: the event has no issue number or repository full_name")
+    return JoinRequest(login, full, number)
+
+
+def _welcome(login: str, repo: dict, created: bool, invited: bool, course_name: str) -> str:
+    url = repo.get("html_url") or ""
+    name = repo.get("name") or url.rsplit("/", 1)[-1]
+    lines = [ENROLL_MARKER, f"Welcome to {course_name}, @{login}!", ""]
+    lines.append(f"Your private repository is ready: {url}" if created else
+                 f"You already have a repository: {url} (no new one was made).")
+    lines += ["", "Next steps:", ""]
+    step = 1
+    if invited:
+        lines.append(f"{step}. Accept the invitation: {url}/invitations (it is also in your e-mail).")
+        step += 1
+    lines += [f"{step}. Clone it and install the course tools:", "", "   ```bash", f"   git clone {url}.git",
+              f"   cd {name}", '   pip install -e ".[test]"', "   tito module start 01", "   ```", "",
+              f"{step + 1}. Push your work: every push is graded and the results appear in your README.", "",
+              "This issue is now closed. If something is wrong with your repository, reply here: the course "
+              "staff will see it."]
+    return "\n".join(lines) + "\n"
+
+
+def _refusal(login: str) -> str:
+    return (f"{ENROLL_MARKER}\nHello @{login}, thank you for your interest in the course!\n\n"
+            f"The GitHub account `{login}` is not on this course's roster, so no repository was made. If you are "
+            "taking the course, ask the course staff to add your GitHub user name to the roster (or tell them "
+            "which account you registered with), then open a new \"Join the course\" issue.\n")
+
+
+def _already_answered(gh: GitHub, owner: str, repo: str, number: int) -> bool:
+    return any(ENROLL_MARKER in (c.get("body") or "") for c in gh.issue_comments(owner, repo, number))
+
+
+def enroll(gh: GitHub, request: JoinRequest, template: str, org: str, prefix: str,
+           roster: list[Student] | None = None, course_name: str = "the course", log=print) -> Outcome:
+    """Answer one "Join the course" issue: repository, invitation, protection, a comment, the issue closed.
+
+    Idempotent: a second issue (or a re-run) from the same student answers with the existing repository
+    and creates nothing. With a roster, authors not on it get a polite refusal and nothing is created.
+    """
+    login = request.login
+    i_owner, i_repo = split_repo(request.issue_repository, "the issue's repository")
+    number = request.issue_number
+    name = repo_name(prefix, login)
+    out = Outcome(login, f"{org}/{name}")
+    if roster is not None and login.lower() not in {s.github_username.lower() for s in roster}:
+        if not _already_answered(gh, i_owner, i_repo, number):
+            gh.comment_on_issue(i_owner, i_repo, number, _refusal(login))
+        gh.close_issue(i_owner, i_repo, number, "not_planned")
+        out.steps.append("not on the roster: refused, nothing created")
+        log(f"{out.repository}: {login} is not on the roster; refused (issue #{number} closed)")
+        return out
+    check_template(gh, template)
+    out.steps += ensure_student_repository(gh, template, org, name, login)
+    repo = gh.get_repo(org, name) or {"html_url": f"https://github.com/{org}/{name}", "name": name}
+    created = out.steps[0] == "repository created"
+    invited = out.steps[1] != "already a collaborator"
+    if _already_answered(gh, i_owner, i_repo, number):
+        out.steps.append("issue already answered")
+    else:
+        gh.comment_on_issue(i_owner, i_repo, number, _welcome(login, repo, created, invited, course_name))
+        out.steps.append("issue answered")
+    gh.close_issue(i_owner, i_repo, number, "completed")
+    out.steps.append("issue closed")
+    log(f"{out.repository}: " + ", ".join(out.steps))
+    return out
 
 
 # ---- invites -------------------------------------------------------------------------------------
@@ -321,7 +444,7 @@ class TemplateInfo:
 
 def integrity(gh: GitHub, tmpl: TemplateInfo, org: str, name: str, head_sha: str) -> list[str]:
     """Problems with a student repository's protected files and history ([] = clean)."""
-    from grading.instructor.release import suspicious_addition
+    from grading.instructor.release import FRONT_END_PATHS, suspicious_addition
     problems = []
     roots = gh.root_commits(org, name)
     if len(roots) != 1:
@@ -337,7 +460,8 @@ def integrity(gh: GitHub, tmpl: TemplateInfo, org: str, name: str, head_sha: str
         reference = tmpl.protected_blobs(t_owner, t_name, _default_ref(gh, t_owner, t_name))
     changed = sorted(p for p, s in reference.items() if tmpl.is_protected(p) and p in head and head[p] != s)
     missing = sorted(p for p in reference if tmpl.is_protected(p) and p not in head)
-    added = sorted(p for p in head if p not in reference and (tmpl.is_protected(p) or suspicious_addition(p)))
+    added = sorted(p for p in head if p not in reference and p not in FRONT_END_PATHS
+                   and (tmpl.is_protected(p) or suspicious_addition(p)))
     for label, paths in (("modified", changed), ("deleted", missing), ("added", added)):
         if paths:
             shown = ", ".join(paths[:5]) + (f" (+{len(paths) - 5} more)" if len(paths) > 5 else "")
@@ -383,9 +507,44 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-ROSTER_COLUMNS = ["github_username", "identifier", "name", "repository", "modules_passed", "points", "max_points",
-                  "milestones_passed", "last_push", "late", "integrity", "regrade_points", "regrade_commit",
-                  "status"]
+ROSTER_COLUMNS = ["github_username", "identifier", "name", "profile_name", "repository", "modules_passed", "points",
+                  "max_points", "milestones_passed", "last_push", "late", "integrity", "regrade_points",
+                  "regrade_verified", "regrade_commit", "claim_check", "status"]
+PROFILE_NAME_MAX = 60  # characters of the student's self-chosen display name shown in the roster
+
+
+def profile_name(progress: dict) -> str:
+    """The display name the student put in progress.json (`profile.name`): untrusted text, so only printable
+    characters (no control or bidirectional-override characters), whitespace collapsed, at most
+    PROFILE_NAME_MAX characters. Each output format escapes it again for its own syntax."""
+    import unicodedata
+    profile = progress.get("profile") if isinstance(progress, dict) else None
+    name = profile.get("name") if isinstance(profile, dict) else None
+    if not isinstance(name, str):
+        return ""
+    name = "".join(ch if not unicodedata.category(ch).startswith(("C", "Z")) else " " for ch in name[:1000])
+    name = " ".join(name.split())
+    return name if len(name) <= PROFILE_NAME_MAX else name[:PROFILE_NAME_MAX - 1] + "\u2026"
+
+
+def claim_check(summary: dict, claimed_commit: str, result: dict) -> str:
+    """What the student's badges claim that the instructor's regrade did not find ("" when they agree)."""
+    differences = []
+    claimed, regraded = float(summary["points"]), float(result.get("points") or 0)
+    if abs(claimed - regraded) > 0.01:
+        differences.append(f"badges claim {claimed:g} points, regrade gives {regraded:g}")
+    extra = sorted(set(summary["modules_passed"]) - set(result.get("modules_passed") or []))
+    if extra:
+        differences.append("modules claimed but not passed in the regrade: " + ", ".join(extra))
+    if result.get("milestones"):  # the regrade ran the milestones
+        extra_ms = sorted(set(summary["milestones_passed"]) - set(result.get("milestones_passed") or []))
+        if extra_ms:
+            differences.append("milestones claimed but not passed in the regrade: " + ", ".join(map(str, extra_ms)))
+    regraded_commit = str(result.get("commit") or "")
+    if differences and claimed_commit and regraded_commit and not regraded_commit.startswith(claimed_commit[:12]) \
+            and not claimed_commit.startswith(regraded_commit[:12]):
+        differences.append(f"(badges are for commit {claimed_commit[:7]}, the regrade for {regraded_commit[:7]})")
+    return "; ".join(differences)
 
 
 def build_roster(gh: GitHub, students: list[Student], org: str, prefix: str, template: str, course: Course,
@@ -402,6 +561,7 @@ def build_roster(gh: GitHub, students: list[Student], org: str, prefix: str, tem
         row.update(github_username=s.github_username, identifier=s.identifier, name=s.name,
                    repository=f"{org}/{name}", max_points=f"{course.total_points:g}", modules_passed=0,
                    points="0", milestones_passed="")
+        summary, claimed_commit = None, ""
         try:
             repo = gh.get_repo(org, name)
             if repo is None:
@@ -409,7 +569,12 @@ def build_roster(gh: GitHub, students: list[Student], org: str, prefix: str, tem
                 rows.append(row)
                 continue
             raw = gh.file_content(org, name, "badges/progress.json")
-            summary = summarize_progress(json.loads(raw) if raw else {}, course)
+            progress = json.loads(raw) if raw else {}
+            progress = progress if isinstance(progress, dict) else {}  # student-writable: any JSON at all
+            summary = summarize_progress(progress, course)
+            row["profile_name"] = profile_name(progress)
+            commit = progress.get("commit")
+            claimed_commit = str(commit.get("sha") or "") if isinstance(commit, dict) else ""
             row["modules_passed"] = len(summary["modules_passed"])
             row["points"] = f"{summary['points']:g}"
             row["milestones_passed"] = " ".join(str(n) for n in summary["milestones_passed"])
@@ -434,7 +599,10 @@ def build_roster(gh: GitHub, students: list[Student], org: str, prefix: str, tem
         r = (results or {}).get(f"{org}/{name}")
         if r:
             row["regrade_points"] = f"{float(r.get('points', 0)):g}"
+            row["regrade_verified"] = "verified" if r.get("verified") is True else "unverified"
             row["regrade_commit"] = (r.get("commit") or "")[:12]
+            if summary is not None:
+                row["claim_check"] = claim_check(summary, claimed_commit, r) or "matches"
             if r.get("flags"):
                 row["integrity"] = (row["integrity"] + "; " if row["integrity"] not in ("", "ok") else "") + \
                     f"regrade flags: {len(r['flags'])}"
@@ -444,59 +612,77 @@ def build_roster(gh: GitHub, students: list[Student], org: str, prefix: str, tem
 
 
 # ---- output formats --------------------------------------------------------------------------------
+# Rows hold text a student controls (profile name, file paths of their repository): every format escapes
+# it for its own syntax - CSV against spreadsheet formulas, Markdown against links/HTML, HTML by entities.
+def _csv_cell(value):
+    """A gradebook opens the CSV in a spreadsheet: a cell starting with =, +, -, @ would be a formula."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def to_csv(rows: list[dict], columns=ROSTER_COLUMNS) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow(r)
+        w.writerow({k: _csv_cell(v) for k, v in r.items()})
     return buf.getvalue()
 
 
-_MD_COLUMNS = [("github_username", "Student"), ("modules_passed", "Modules"), ("points", "Points"),
+_MD_COLUMNS = [("github_username", "Student"), ("profile_name", "Name"), ("modules_passed", "Modules"),
+               ("points", "Points (badges)"), ("regrade_points", "Regrade"), ("claim_check", "Badges vs regrade"),
                ("milestones_passed", "Milestones"), ("last_push", "Last push"), ("late", "Late"),
-               ("integrity", "Integrity"), ("regrade_points", "Regrade"), ("status", "Status")]
+               ("integrity", "Integrity"), ("status", "Status")]
+_OPTIONAL_COLUMNS = ("profile_name", "regrade_points", "claim_check")  # shown when some row has them
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~&])")
+
+
+def _columns(rows: list[dict]) -> list[tuple[str, str]]:
+    return [(k, t) for k, t in _MD_COLUMNS if k not in _OPTIONAL_COLUMNS or any(r.get(k) for r in rows)]
+
+
+def _display(row: dict, key: str, course: Course) -> str:
+    v = row.get(key, "")
+    if key == "modules_passed":
+        return f"{v}/{len(course.modules)}"
+    if key == "points":
+        return f"{v}/{row.get('max_points', '')}"
+    if key == "regrade_points" and v != "":
+        return f"{v}/{row.get('max_points', '')} {row.get('regrade_verified') or 'unverified'}"
+    return str(v)
 
 
 def to_markdown(rows: list[dict], course: Course) -> str:
-    cols = [(k, t) for k, t in _MD_COLUMNS if k != "regrade_points" or any(r.get(k) for r in rows)]
+    cols = _columns(rows)
 
-    def cell(v):
-        return str(v).replace("|", "\\|").replace("\n", " ")
+    def cell(v: str) -> str:
+        return _MD_SPECIAL.sub(r"\\\1", " ".join(v.split()))
 
     lines = [f"# {course.name}: class roster", "", f"{len(rows)} students, {len(course.modules)} modules, "
              f"{course.total_points:g} points.", "",
              "| " + " | ".join(t for _, t in cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        vals = []
-        for k, _ in cols:
-            v = r.get(k, "")
-            if k == "modules_passed":
-                v = f"{v}/{len(course.modules)}"
-            elif k == "points":
-                v = f"{v}/{r.get('max_points', '')}"
-            vals.append(cell(v))
-        lines.append("| " + " | ".join(vals) + " |")
+        lines.append("| " + " | ".join(cell(_display(r, k, course)) for k, _ in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
 def to_html(rows: list[dict], course: Course) -> str:
     """One self-contained page: inline CSS, no scripts, fonts or images from elsewhere."""
-    cols = [(k, t) for k, t in _MD_COLUMNS if k != "regrade_points" or any(r.get(k) for r in rows)]
+    cols = _columns(rows)
     e = html.escape
     head = "".join(f"<th>{e(t)}</th>" for _, t in cols)
     body = []
     for r in rows:
         cells = []
         for k, _ in cols:
-            v = str(r.get(k, ""))
-            cls = ""
-            if k == "modules_passed":
-                v = f"{v}/{len(course.modules)}"
-            elif k == "points":
-                v = f"{v}/{r.get('max_points', '')}"
-            elif k == "integrity":
+            v, cls = _display(r, k, course), ""
+            if k == "integrity":
                 cls = " class=ok" if v == "ok" else (" class=bad" if v else "")
+            elif k == "claim_check" and v:
+                cls = " class=ok" if v == "matches" else " class=bad"
+            elif k == "regrade_points" and v.endswith("unverified"):
+                cls = " class=warn"
             elif k == "late" and v:
                 cls = " class=warn"
             cells.append(f"<td{cls}>{e(v)}</td>")
@@ -524,6 +710,37 @@ td.ok {{ color: #1a7f37; }} td.bad {{ color: #cf222e; font-weight: 600; }} td.wa
 </table>
 </body></html>
 """
+
+
+# ---- the regrade's verdict on the graded commit ----------------------------------------------------------
+VERIFIED_CONTEXT = "tinytorch/verified"
+
+
+def verified_status(result: dict, milestones_total: int) -> tuple[str, str]:
+    """(state, description) of the commit status for a regrade result (the result file's fields).
+
+    success only for a finished regrade that ran in an OS sandbox (`verified`); an unsandboxed one is a
+    failure marked unverified; a regrade that crashed or could not clone is an error.
+    """
+    points = f"{float(result.get('points') or 0):g}/{float(result.get('max_points') or 0):g}"
+    milestones = f"{len(result.get('milestones_passed') or [])}/{milestones_total} milestones"
+    status = str(result.get("status") or "failed")
+    if status == "graded" and result.get("verified") is True:
+        return "success", f"verified {points}, {milestones}"
+    if status == "graded":
+        return "failure", f"unverified {points}, {milestones}: the regrade ran without a sandbox"
+    return "error", f"unverified: the regrade {status} ({points}, {milestones} before it stopped)"[:140]
+
+
+def post_verified_status(gh: GitHub, result: dict, milestones_total: int, target_url: str | None = None) -> dict | None:
+    """Post the regrade's verdict as a commit status (context tinytorch/verified) on the commit it graded.
+    Returns the status, or None when the result names no commit (the clone failed)."""
+    commit = str(result.get("commit") or "")
+    if not re.fullmatch(r"[0-9a-f]{40}", commit):
+        return None
+    owner, name = split_repo(str(result.get("repository") or ""), "the result's repository")
+    state, description = verified_status(result, milestones_total)
+    return gh.create_status(owner, name, commit, state, VERIFIED_CONTEXT, description, target_url)
 
 
 # ---- lock ------------------------------------------------------------------------------------------
@@ -578,6 +795,32 @@ def cmd_provision(args) -> int:
     print(f"{len(outcomes) - len(failed)}/{len(outcomes)} repositories ready"
           + (f"; {len(failed)} failed (re-run to resume)" if failed else "."))
     return 1 if failed else 0
+
+
+def cmd_enroll(args) -> int:
+    request = read_join_event(args.event)
+    args.org = args.org or split_repo(args.template, "--template")[0]
+    roster = read_roster(args.roster) if args.roster else None
+    try:
+        course_name = load_course(Path(args.instructor_dir) / "assignments" / "course.yaml").name
+    except Exception:  # noqa: BLE001 - the welcome message can do without the course's name
+        course_name = "the course"
+    gh = _client(args)
+    try:
+        enroll(gh, request, args.template, args.org, _prefix(args), roster, course_name)
+    except GitHubError as exc:
+        # Leave the issue open for the staff (the run is marked failed; re-running it resumes) and tell
+        # the student nothing is expected of them. The message names the status, never the token.
+        owner, repo = split_repo(request.issue_repository)
+        try:
+            gh.comment_on_issue(owner, repo, request.issue_number,
+                                f"Sorry @{request.login}, setting up your repository did not finish (GitHub "
+                                f"answered {exc.status or 'nothing'}). This issue stays open so the course staff "
+                                "see it and re-run the setup; you do not need to do anything.\n")
+        except GitHubError:
+            pass
+        raise
+    return 0
 
 
 def cmd_invites(args) -> int:
@@ -642,6 +885,8 @@ def cmd_regrade(args) -> int:
             targets.append((f"{args.org}/{name}", f"{server}/{args.org}/{name}.git", s.github_username))
     results_dir = Path(args.results)
     results_dir.mkdir(parents=True, exist_ok=True)
+    status_client = GitHub.from_env() if args.post_status else None  # no token: stop before grading anyone
+    milestones_total = len(load_course(Path(args.instructor_dir) / "assignments" / "course.yaml").milestones)
     failures = 0
     print(f"regrading {len(targets)} repositories in {'a ' + opts.isolation.name + ' sandbox' if opts.isolation.verified else 'NO sandbox (unverified)'}; "
           f"probe seed {opts.seed}", flush=True)
@@ -654,6 +899,11 @@ def cmd_regrade(args) -> int:
                   f"{r['points']:g}/{r['max_points']:g} points" + ("" if r["verified"] else " (UNVERIFIED)")
                   + (f", {len(r['flags'])} flags" if r["flags"] else "") + f" ({time.monotonic() - t0:.0f}s)",
                   flush=True)
+            if status_client is not None:
+                posted = post_verified_status(status_client, r, milestones_total)
+                print(f"  commit status {VERIFIED_CONTEXT}: " +
+                      (f"{posted['state']}, {posted['description']}" if posted else "not posted (no graded commit)"),
+                      flush=True)
     print(f"results in {results_dir}")
     return 1 if failures and args.strict else 0
 
@@ -708,6 +958,18 @@ def register(subparsers) -> argparse.ArgumentParser:
     _common(q, template_required=True)
     q.set_defaults(func=_safe(cmd_provision))
 
+    q = sub.add_parser("enroll", help="answer a 'Join the course' issue: the author's repository, invited "
+                                      "and protected (the enroll workflow runs this)")
+    q.add_argument("--event", required=True, metavar="PATH", help="the issues event payload ($GITHUB_EVENT_PATH)")
+    q.add_argument("--roster", help="only students on this roster CSV get a repository (others get a polite no)")
+    q.add_argument("--org", help="organization that owns the student repositories (default: the template's owner)")
+    q.add_argument("--template", required=True, metavar="OWNER/REPO",
+                   help="the template repository; its name is the default repository prefix")
+    q.add_argument("--prefix", help="student repositories are PREFIX-<github_username> (default: template name)")
+    q.add_argument("--max-wait", type=float, default=None, help="longest rate-limit wait in seconds (default 3600)")
+    q.add_argument("--instructor-dir", default=str(REPO_ROOT), help=argparse.SUPPRESS)
+    q.set_defaults(func=_safe(cmd_enroll))
+
     q = sub.add_parser("invites", help="who has not accepted the invitation yet; --resend re-sends expired ones")
     _common(q)
     q.add_argument("--resend", action="store_true", help="re-send expired invitations (and send missing ones)")
@@ -744,6 +1006,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     q.add_argument("--memory-mb", type=int, default=4096, help="memory limit of the grading process")
     q.add_argument("--keep-work", action="store_true", help="keep each repository's work folder (debugging)")
     q.add_argument("--strict", action="store_true", help="exit 1 if any repository could not be graded cleanly")
+    q.add_argument("--post-status", action="store_true",
+                   help=f"post the result as a commit status ({VERIFIED_CONTEXT}) on the graded commit "
+                        "(token: Commit statuses read+write)")
     q.add_argument("--instructor-dir", default=str(REPO_ROOT), help=argparse.SUPPRESS)
     q.set_defaults(func=_safe(cmd_regrade))
 

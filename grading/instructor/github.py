@@ -318,6 +318,29 @@ class GitHub:
         return self.request("GET", f"/repos/{owner}/{repo}/git/trees/{quote(ref, safe='')}",
                             params={"recursive": "1"}).data
 
+    # ---- issues (the self-service "Join the course" form) ------------------------------------------
+    def issue_comments(self, owner: str, repo: str, number: int) -> list[dict]:
+        return list(self.paginate(f"/repos/{owner}/{repo}/issues/{int(number)}/comments"))
+
+    def comment_on_issue(self, owner: str, repo: str, number: int, body: str) -> dict:
+        return self.request("POST", f"/repos/{owner}/{repo}/issues/{int(number)}/comments", json={"body": body},
+                            ok=(201,)).data
+
+    def close_issue(self, owner: str, repo: str, number: int, reason: str = "completed") -> dict:
+        """reason: "completed" or "not_planned" (GitHub's state_reason)."""
+        return self.request("PATCH", f"/repos/{owner}/{repo}/issues/{int(number)}",
+                            json={"state": "closed", "state_reason": reason}).data
+
+    # ---- commit statuses (the trusted regrade's verdict on the graded commit) ------------------------
+    def create_status(self, owner: str, repo: str, sha: str, state: str, context: str, description: str,
+                      target_url: str | None = None) -> dict:
+        """state: error, failure, pending or success; GitHub keeps the first 140 characters of description."""
+        body = {"state": state, "context": context, "description": description[:140]}
+        if target_url:
+            body["target_url"] = target_url
+        return self.request("POST", f"/repos/{owner}/{repo}/statuses/{quote(sha, safe='')}", json=body,
+                            ok=(201,)).data
+
 
 def links(header: str) -> dict:
     """{'next': url, 'last': url, ...} from a Link header."""
