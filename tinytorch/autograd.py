@@ -157,7 +157,7 @@ def backward(root: Tensor, grad=None) -> None:
         owned = set()
     else:
         grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=root.data.dtype)
-        if grad.shape != root.shape:
+        if grad.shape != root.data.shape:
             raise TensorError(f"backward: gradient shape {grad.shape} does not match output shape {root.shape}")
         owned = {id(grad)}  # the caller's array: a leaf must not keep it without copying
     # BEGIN SOLUTION run the gradient rules in reverse topological order, summing per node

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import operator
+from types import SimpleNamespace
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -52,15 +53,12 @@ class _GradMode:
 grad_mode = _GradMode()
 
 
-class Saved:
+class Saved(SimpleNamespace):
     """The values one op saved for its backward rule, read by name: `ctx.saved.axis`.
 
     `Tensor._make(data, "sum", (x,), axis=1, keepdims=False)` saves `axis` and `keepdims`. Asking
     for a name the forward did not save is an AttributeError that lists the names it did save.
     """
-
-    def __init__(self, fields: dict):
-        self.__dict__ = fields  # the keyword arguments of _make, kept as they are (no copy)
 
     def __getattr__(self, name: str):  # only called for a name that was not saved
         if name.startswith("__"):
@@ -80,11 +78,13 @@ class Context:
     def __init__(self, op: str, parents: tuple, saved: dict):
         self.op = op
         self.parents = parents
-        self.saved = Saved(saved)
+        self.saved = Saved(**saved) if saved else _NOTHING_SAVED
 
     def __repr__(self) -> str:
         return f"Context(op={self.op!r}, parents={len(self.parents)}, saved={self.saved!r})"
 
+
+_NOTHING_SAVED = Saved()  # shared by every op that saves nothing (rules only read ctx.saved)
 
 _rng = np.random.default_rng(0)
 
