@@ -111,6 +111,8 @@ def _dtype_str(*tensors) -> str:
 
 # ---- given: NumPy's errors in the course's words, and the float32 rule --------------------------------
 BROADCASTING = "compared from the right, each pair of dimensions must be equal or one of them 1"
+INDEXING = ("use ints, slices, None, ..., integer arrays (each within the axis' size) or a bool mask "
+            "of the indexed axes' shape")
 
 
 def _describe(arg) -> str:
@@ -128,8 +130,8 @@ def numpy_call(op: str, fn, *args, explain: str = BROADCASTING):
     (`explain`); a TypeError (NumPy has no such operation for these dtypes) names the dtypes. NumPy's
     own words follow in brackets. When nothing goes wrong this costs one function call.
 
-        numpy_call("add", np.add, a, b)   ->  TensorError("add: cannot combine (2, 3) float32 and (4,)
-                                               float32: compared from the right, ... (NumPy: ...)")
+        numpy_call("add", np.add, a, b)   ->  TensorError("add: fails for (2, 3) float32 and (4,) float32:
+                                               compared from the right, ... (NumPy: ...)")
     """
     try:
         return fn(*args)
@@ -137,7 +139,7 @@ def numpy_call(op: str, fn, *args, explain: str = BROADCASTING):
         if isinstance(exc, TensorError):
             raise
         what = " and ".join(_describe(a) for a in args)
-        raise TensorError(f"{op}: cannot combine {what}: {explain} (NumPy: {exc})") from None
+        raise TensorError(f"{op}: fails for {what}: {explain} (NumPy: {exc})") from None
     except TypeError as exc:
         what = " and ".join(_describe(a) for a in args)
         raise TensorError(f"{op}: not defined for {what} (NumPy: {exc})") from None
@@ -887,10 +889,6 @@ class Tensor:
 
 
 _new_tensor = object.__new__  # Tensor._make skips __init__: its data is already a checked ndarray
-
-
-INDEXING = ("use ints, slices, None, ..., integer arrays (each within the axis' size) or a bool mask "
-            "of the indexed axes' shape")
 
 
 def _autograd():
