@@ -138,10 +138,10 @@ def numpy_call(op: str, fn, *args, explain: str = BROADCASTING):
     except (ValueError, IndexError) as exc:
         if isinstance(exc, TensorError):
             raise
-        what = " and ".join(_describe(a) for a in args)
+        what = " and ".join(_describe(a) for a in args if a is not None)
         raise TensorError(f"{op}: fails for {what}: {explain} (NumPy: {exc})") from None
     except TypeError as exc:
-        what = " and ".join(_describe(a) for a in args)
+        what = " and ".join(_describe(a) for a in args if a is not None)
         raise TensorError(f"{op}: not defined for {what} (NumPy: {exc})") from None
 
 
@@ -165,20 +165,15 @@ def _as_array(value, dtype=None) -> np.ndarray:
     """Convert tensors, arrays, scalars and nested lists to an ndarray; floats become float32.
 
     A Tensor keeps its dtype (so `Tensor(t)` of a float64 tensor stays float64); everything else
-    that is floating point becomes float32 unless `dtype` says otherwise.
+    that is floating point becomes float32 unless `dtype` says otherwise. (Tensor.__init__ then
+    rejects arrays that do not hold numbers, such as strings.)
     """
     # BEGIN SOLUTION convert the data to an ndarray (floats to float32 unless dtype is given)
     if isinstance(value, Tensor):
         return value.data if dtype is None else value.data.astype(dtype, copy=False)
-    try:
-        arr = np.asarray(value, dtype=dtype)
-    except (ValueError, TypeError) as exc:
-        raise TensorError(f"Tensor: cannot make an array from {type(value).__name__} ({exc}); "
-                          "nested lists must be rectangular and hold numbers") from None
+    arr = numpy_call("Tensor", np.asarray, value, dtype, explain="nested lists must be rectangular and hold numbers")
     if dtype is None and arr.dtype.kind == "f" and arr.dtype != DEFAULT_FLOAT:
         arr = arr.astype(DEFAULT_FLOAT)
-    if arr.dtype.kind not in "fiub":
-        raise TensorError(f"Tensor: unsupported dtype {arr.dtype}; use a float, integer or bool array")
     return arr
     # END SOLUTION
 
@@ -196,6 +191,8 @@ class Tensor:
 
     def __init__(self, data, dtype=None, requires_grad: bool = False):
         self.data = _as_array(data, dtype)
+        if self.data.dtype.kind not in "fiub":
+            raise TensorError(f"Tensor: unsupported dtype {self.data.dtype}; use a float, integer or bool array")
         if requires_grad and self.data.dtype.kind != "f":
             raise TensorError(
                 f"Tensor: only floating-point tensors can require gradients, got dtype {self.data.dtype} "
