@@ -148,12 +148,15 @@ def _input_gradient(g: np.ndarray, w: np.ndarray, x_hw: tuple, padding: tuple) -
 
 
 def _correlate_rotated(gp: np.ndarray, w: np.ndarray, x_hw: tuple) -> np.ndarray:
-    """The input gradient from the output gradient already padded by k - 1 - padding: (N, H, W, C_in)."""
+    """The input gradient from the output gradient already padded by k - 1 - padding: (N, H, W, C_in).
+
+    With the kernel rotated by 180 degrees as rows (kh, kw, C_out) -> C_in,
+    w_rot[i, j, o, c] = w[o, c, kh-1-i, kw-1-j], it is one stride-1 im2col of gp and one GEMM.
+    """
     # BEGIN SOLUTION
     N, C_out = gp.shape[0], gp.shape[3]
     _, C_in, kh, kw = w.shape
     H, W = x_hw
-    # Rotated kernel as rows (kh, kw, C_out) -> C_in: w_rot[i, j, o, c] = w[o, c, kh-1-i, kw-1-j]
     w_rot = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)).reshape(kh * kw * C_out, C_in)
     cols = _im2col(gp, kh, kw, 1, 1, H, W, out=_scratch_buffer(("gcols",), (N * H * W, kh * kw * C_out), gp.dtype))
     return (cols @ w_rot).reshape(N, H, W, C_in)
@@ -349,7 +352,9 @@ def conv2d_maxpool2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, padd
 @gradient_of("conv2d_maxpool2d")
 def _conv2d_maxpool2d(ctx, g):
     """Rule of `conv2d_maxpool2d`: un-pool g into the four phases of the conv's output gradient, then
-    the conv's rule (parameter gradients from the saved cols, the input gradient as a convolution)."""
+    the conv's rule (parameter gradients from the saved cols, the input gradient as a convolution).
+    The four phases are scattered into the spatial output gradient directly inside the zero-bordered
+    buffer the input-gradient convolution reads (outputs the pool skipped stay zero)."""
     # BEGIN SOLUTION
     x, weight = ctx.parents[:2]
     bias = ctx.parents[2] if len(ctx.parents) == 3 else None
@@ -365,8 +370,6 @@ def _conv2d_maxpool2d(ctx, g):
     gw, gb = _conv_param_grads(weight, bias, cols, gy.reshape(-1, C_out))
     gx = None
     if x.requires_grad:
-        # Scatter the four phases into the spatial output gradient, directly inside the zero-bordered
-        # buffer the input-gradient convolution reads (outputs the pool skipped stay zero).
         kh, kw = weight.shape[2:]
         qh, qw = kh - 1 - ph, kw - 1 - pw
         gp = _scratch_buffer(("grad-pool", qh, qw), (N, Ho + 2 * qh, Wo + 2 * qw, C_out), g.dtype, zero=True)
