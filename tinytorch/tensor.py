@@ -386,7 +386,7 @@ class Tensor:
         autograd.py) with parents (self, other) and saves nothing: the rules read the parents. The
         result follows the dtype rule (`keep_float32`): int (op) float32 is float32.
         """
-        other = self._lift(other, op)
+        other = other if isinstance(other, Tensor) else self._lift(other, op)  # (inline: the hot path)
         # BEGIN SOLUTION apply fn with broadcasting (numpy_call) and the dtype rule, then Tensor._make
         data = keep_float32(numpy_call(op, fn, self.data, other.data), self.data, other.data)
         return Tensor._make(data, op, (self, other))
