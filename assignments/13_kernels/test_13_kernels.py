@@ -97,6 +97,16 @@ def test_fast_max_pool_falls_back_to_module06_for_other_shapes():
 
 
 # ---- batch norm + ReLU ---------------------------------------------------------------------------------
+def test_fast_max_pool_raises_module06_errors():
+    for x in (Tensor(rand(1, 2, 1, 3)), Tensor(rand(2, 3, 3)), Tensor(np.ones((1, 1, 4, 4), dtype=np.int64))):
+        messages = []
+        for fn in (kernels.max_pool2d, spatial.max_pool2d):
+            with pytest.raises(TensorError) as err:
+                fn(x, 2)
+            messages.append(str(err.value))
+        assert messages[0] == messages[1], f"module 13 must raise module 06's error, got {messages}"
+
+
 def test_batch_norm_relu_equals_batch_norm_then_relu_in_training():
     x, w, b = rand(4, 3, 3, 2), rand(3, seed=2), rand(3, seed=3)
     assert_same(lambda x, w, b: kernels.batch_norm_relu(x, w, b, training=True),
