@@ -127,13 +127,13 @@ def _keep_leaf_gradient(leaf: Tensor, g: np.ndarray, owned: set) -> None:
     (a fresh, writable array no other leaf holds), because optimizers update `.grad` in place."""
     if g.dtype is not leaf.data.dtype:
         g = g.astype(leaf.data.dtype)  # a fresh array
-    elif g.base is not None or id(g) in owned or not g.flags.writeable:
+    if leaf.grad is not None:  # accumulate: the sum is a new array, so g itself is never kept
+        leaf.grad.data = leaf.grad.data + g
+        return
+    if g.base is not None or id(g) in owned or not g.flags.writeable:
         g = g.copy()  # a view, the caller's gradient, or shared with another leaf
     owned.add(id(g))
-    if leaf.grad is None:
-        leaf.grad = Tensor._wrap(g)
-    else:
-        leaf.grad.data = leaf.grad.data + g
+    leaf.grad = Tensor._wrap(g)
 
 
 def backward(root: Tensor, grad=None) -> None:
