@@ -4,7 +4,8 @@ Every op of modules 02-07 records a `Context(op, parents, saved)` on its output 
 `Tensor._make`). This module holds the other half: for each op name, a *gradient rule* that takes
 the context and the gradient of the loss with respect to the op's output (an ndarray of the
 output's shape) and returns one gradient per parent (an ndarray of that parent's shape, or None
-when the parent needs none).
+when the parent needs none). A rule reads what its forward saved by name (`ctx.saved.axis`); the
+forward's docstring lists those names, and each rule's docstring names its forward.
 
 `backward(root)` walks the graph in reverse topological order - found with an explicit stack, so a
 graph 100 000 ops deep does not hit Python's recursion limit - and accumulates gradients, so a
@@ -21,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from tinytorch.spatial import column_sums
+from tinytorch.channels_last import column_sums, nhwc_rows, scatter_windows
 from tinytorch.tensor import Tensor, TensorError, grad_mode
 
 GradientRule = Callable[..., tuple]
@@ -87,28 +88,32 @@ def topological_order(root: Tensor) -> list[Tensor]:
     Only tensors that require a gradient are visited. Depth-first search with an explicit stack
     (no recursion, so a chain 100 000 ops long works): a node is looked at twice - the first time its
     parents are pushed on top of it, the second time (they are all finished) it joins the order.
+    A node pushed by two children sits on the stack twice, so "finished" is checked before it
+    joins; a leaf has no parents and is finished as soon as it is seen.
+
+    The sets hold tensors by identity: Tensor.__hash__ is object.__hash__ and distinct live objects
+    never share a hash, so `node in expanded` never calls Tensor.__eq__ (which compares values
+    element-wise and returns a tensor).
     """
     # BEGIN SOLUTION order the graph with an explicit stack (no recursion)
-    # Sets hold tensors by identity (Tensor.__hash__ is object.__hash__; distinct live objects never
-    # share a hash, so Tensor.__eq__ is never called).
     if root._ctx is None:
         return [root]
     order: list[Tensor] = []
-    expanded: set[Tensor] = set()  # parents already pushed (or, for a leaf, already in the order)
+    expanded: set[Tensor] = set()
     finished: set[Tensor] = set()
     stack = [root]
     while stack:
         node = stack[-1]
-        if node in expanded:  # second visit: every parent is finished
+        if node in expanded:
             stack.pop()
-            if node not in finished:  # a node pushed by two children is on the stack twice
+            if node not in finished:
                 finished.add(node)
                 order.append(node)
             continue
         expanded.add(node)
         for parent in node._ctx.parents:
             if parent.requires_grad and parent not in expanded:
-                if parent._ctx is None:  # a leaf has no parents: it is finished at once
+                if parent._ctx is None:
                     expanded.add(parent)
                     order.append(parent)
                 else:
@@ -122,17 +127,23 @@ def _keep_leaf_gradient(leaf: Tensor, g: np.ndarray, owned: set) -> None:
     (a fresh, writable array no other leaf holds), because optimizers update `.grad` in place."""
     if g.dtype is not leaf.data.dtype:
         g = g.astype(leaf.data.dtype)  # a fresh array
-    elif g.base is not None or id(g) in owned or not g.flags.writeable:
+    if leaf.grad is not None:  # accumulate: the sum is a new array, so g itself is never kept
+        leaf.grad.data = leaf.grad.data + g
+        return
+    if g.base is not None or id(g) in owned or not g.flags.writeable:
         g = g.copy()  # a view, the caller's gradient, or shared with another leaf
     owned.add(id(g))
-    if leaf.grad is None:
-        leaf.grad = Tensor._wrap(g)
-    else:
-        leaf.grad.data = leaf.grad.data + g
+    leaf.grad = Tensor._wrap(g)
 
 
 def backward(root: Tensor, grad=None) -> None:
-    """Accumulate d(root)/d(leaf) into `leaf.grad` for every leaf that requires a gradient."""
+    """Accumulate d(root)/d(leaf) into `leaf.grad` for every leaf that requires a gradient.
+
+    A dict holds the pending gradient of each node, starting with {root: grad}. Visiting the nodes
+    in reverse topological order means a node used twice has collected every contribution before
+    its own rule runs. A leaf keeps its gradient; any other node hands it to its rule, whose result
+    is checked (one gradient per parent, of the parent's shape) so a wrong rule fails loudly here.
+    """
     if not root.requires_grad:
         raise TensorError("backward: this tensor does not require a gradient; did you create the "
                           "parameters with requires_grad=True, or compute it inside no_grad()?")
@@ -146,7 +157,7 @@ def backward(root: Tensor, grad=None) -> None:
         owned = set()
     else:
         grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=root.data.dtype)
-        if grad.shape != root.shape:
+        if grad.shape != root.data.shape:
             raise TensorError(f"backward: gradient shape {grad.shape} does not match output shape {root.shape}")
         owned = {id(grad)}  # the caller's array: a leaf must not keep it without copying
     # BEGIN SOLUTION run the gradient rules in reverse topological order, summing per node
@@ -181,8 +192,10 @@ def backward(root: Tensor, grad=None) -> None:
 
 
 # ---- rules for module 02: tensor ops -----------------------------------------------------------------
+# Each rule's docstring names its forward; the forward's docstring lists what it saved (ctx.saved.<name>).
 @gradient_of("add")
 def _add(ctx, g):
+    """Rule of `a + b` (Tensor._binary): the gradient passes to both, summed back over broadcast axes."""
     # BEGIN SOLUTION
     a, b = ctx.parents
     return (unbroadcast(g, a.shape) if a.requires_grad else None,
@@ -192,6 +205,7 @@ def _add(ctx, g):
 
 @gradient_of("sub")
 def _sub(ctx, g):
+    """Rule of `a - b` (Tensor._binary): g to a, -g to b."""
     # BEGIN SOLUTION
     a, b = ctx.parents
     return (unbroadcast(g, a.shape) if a.requires_grad else None,
@@ -201,6 +215,7 @@ def _sub(ctx, g):
 
 @gradient_of("mul")
 def _mul(ctx, g):
+    """Rule of `a * b` (Tensor._binary): d(ab)/da = b, d(ab)/db = a."""
     # BEGIN SOLUTION
     a, b = ctx.parents
     ga = unbroadcast(g * b.data, a.shape) if a.requires_grad else None
@@ -211,6 +226,7 @@ def _mul(ctx, g):
 
 @gradient_of("div")
 def _div(ctx, g):
+    """Rule of `a / b` (Tensor._binary): d(a/b)/da = 1/b, d(a/b)/db = -a/b^2."""
     # BEGIN SOLUTION
     a, b = ctx.parents
     ga = unbroadcast(g / b.data, a.shape) if a.requires_grad else None
@@ -221,9 +237,11 @@ def _div(ctx, g):
 
 @gradient_of("pow")
 def _pow(ctx, g):
+    """Rule of `Tensor.__pow__`: d(x^p)/dx = p x^(p-1); for p = 0 the result is constant (and
+    0 * 0 ** -1 would be nan), so the gradient is 0."""
     # BEGIN SOLUTION
-    (a,), (p,) = ctx.parents, ctx.saved
-    if p == 0.0:  # x ** 0 is constant (and 0 * 0 ** -1 would be nan)
+    (a,), p = ctx.parents, ctx.saved.p
+    if p == 0.0:
         return (np.zeros_like(g),)
     return (g * (p * np.power(a.data, p - 1)).astype(a.data.dtype, copy=False),)
     # END SOLUTION
@@ -231,6 +249,7 @@ def _pow(ctx, g):
 
 @gradient_of("neg")
 def _neg(ctx, g):
+    """Rule of `-x` (Tensor.__neg__)."""
     # BEGIN SOLUTION
     return (-g,)
     # END SOLUTION
@@ -238,13 +257,15 @@ def _neg(ctx, g):
 
 @gradient_of("exp")
 def _exp(ctx, g):
+    """Rule of `Tensor.exp`: the derivative of exp is exp, the saved output."""
     # BEGIN SOLUTION
-    return (g * ctx.saved[0],)
+    return (g * ctx.saved.out,)
     # END SOLUTION
 
 
 @gradient_of("log")
 def _log(ctx, g):
+    """Rule of `Tensor.log`: d log(x)/dx = 1/x."""
     # BEGIN SOLUTION
     return (g / ctx.parents[0].data,)
     # END SOLUTION
@@ -252,13 +273,15 @@ def _log(ctx, g):
 
 @gradient_of("sqrt")
 def _sqrt(ctx, g):
+    """Rule of `Tensor.sqrt`: d sqrt(x)/dx = 0.5 / sqrt(x), with sqrt(x) the saved output."""
     # BEGIN SOLUTION
-    return (g * 0.5 / ctx.saved[0],)
+    return (g * 0.5 / ctx.saved.out,)
     # END SOLUTION
 
 
 @gradient_of("abs")
 def _abs(ctx, g):
+    """Rule of `Tensor.abs`: the sign of x (0 at 0, as PyTorch)."""
     # BEGIN SOLUTION
     return (g * np.sign(ctx.parents[0].data),)
     # END SOLUTION
@@ -266,8 +289,9 @@ def _abs(ctx, g):
 
 @gradient_of("clip")
 def _clip(ctx, g):
+    """Rule of `Tensor.clip`: g where low <= x <= high, 0 where the value was clipped."""
     # BEGIN SOLUTION
-    x, (low, high) = ctx.parents[0].data, ctx.saved
+    x, low, high = ctx.parents[0].data, ctx.saved.low, ctx.saved.high
     inside = np.ones(x.shape, dtype=bool)
     if low is not None:
         inside &= x >= low
@@ -279,9 +303,10 @@ def _clip(ctx, g):
 
 @gradient_of("maximum")
 def _maximum(ctx, g):
+    """Rule of `Tensor.maximum`: g goes to the larger input; ties go to a (self)."""
     # BEGIN SOLUTION
     a, b = ctx.parents
-    a_wins = a.data >= b.data  # ties go to a (self)
+    a_wins = a.data >= b.data
     return (unbroadcast(g * a_wins, a.shape) if a.requires_grad else None,
             unbroadcast(g * ~a_wins, b.shape) if b.requires_grad else None)
     # END SOLUTION
@@ -289,9 +314,10 @@ def _maximum(ctx, g):
 
 @gradient_of("minimum")
 def _minimum(ctx, g):
+    """Rule of `Tensor.minimum`: g goes to the smaller input; ties go to a (self)."""
     # BEGIN SOLUTION
     a, b = ctx.parents
-    a_wins = a.data <= b.data  # ties go to a (self)
+    a_wins = a.data <= b.data
     return (unbroadcast(g * a_wins, a.shape) if a.requires_grad else None,
             unbroadcast(g * ~a_wins, b.shape) if b.requires_grad else None)
     # END SOLUTION
@@ -299,9 +325,9 @@ def _minimum(ctx, g):
 
 @gradient_of("where")
 def _where(ctx, g):
-    """Parents (a, b), saved (condition,): a's gradient where the condition holds, b's elsewhere."""
+    """Rule of `where(condition, a, b)`: a's gradient where the condition holds, b's elsewhere."""
     # BEGIN SOLUTION
-    (a, b), (cond,) = ctx.parents, ctx.saved
+    (a, b), cond = ctx.parents, ctx.saved.condition
     ga = unbroadcast(np.where(cond, g, 0), a.shape) if a.requires_grad else None
     gb = unbroadcast(np.where(cond, 0, g), b.shape) if b.requires_grad else None
     return ga, gb
@@ -310,8 +336,9 @@ def _where(ctx, g):
 
 @gradient_of("masked_fill")
 def _masked_fill(ctx, g):
+    """Rule of `Tensor.masked_fill`: the filled places were overwritten, so they get no gradient."""
     # BEGIN SOLUTION
-    return (np.where(ctx.saved[0], 0, g).astype(g.dtype, copy=False),)
+    return (np.where(ctx.saved.mask, 0, g).astype(g.dtype, copy=False),)
     # END SOLUTION
 
 
@@ -322,14 +349,17 @@ def _mT(a: np.ndarray) -> np.ndarray:
 
 @gradient_of("matmul")
 def _matmul(ctx, g):
+    """Rule of `Tensor.matmul`: for C = A @ B, dA = dC @ B^T and dB = A^T @ dC, summed back over
+    broadcast batch axes. 1-D operands are treated as (1, K) and (K, 1), as NumPy does in the
+    forward, so the gradient gets those size-1 axes back (a reshape: same element order) and the
+    results are reshaped to the 1-D shapes again."""
     # BEGIN SOLUTION
     a, b = ctx.parents
     A, B = a.data, b.data
-    # 1-D operands are treated as (1, K) and (K, 1) and squeezed back, as NumPy does in forward.
     A2 = A[None, :] if A.ndim == 1 else A
     B2 = B[:, None] if B.ndim == 1 else B
     G = g
-    if A.ndim == 1 or B.ndim == 1:  # put the squeezed size-1 axes back (reshape: same element order)
+    if A.ndim == 1 or B.ndim == 1:
         G = g.reshape(np.broadcast_shapes(A2.shape[:-2], B2.shape[:-2]) + (A2.shape[-2], B2.shape[-1]))
     ga = unbroadcast(G @ _mT(B2), A2.shape).reshape(A.shape) if a.requires_grad else None
     gb = unbroadcast(_mT(A2) @ G, B2.shape).reshape(B.shape) if b.requires_grad else None
@@ -351,47 +381,49 @@ def _expand_reduced(g: np.ndarray, shape: tuple, axis, keepdims: bool) -> np.nda
 
 @gradient_of("sum")
 def _sum(ctx, g):
+    """Rule of `Tensor.sum`: every input element contributes once, so each gets the output
+    gradient: broadcast g back to the input shape - into a fresh contiguous array, not a broadcast
+    view, because BLAS (and in-place optimizers) need one."""
     # BEGIN SOLUTION
-    # Every input element contributes once, so each gets the output gradient: broadcast g back.
-    # Into a fresh contiguous array, not a broadcast view: BLAS (and in-place optimizers) need one.
-    x, (axis, keepdims) = ctx.parents[0], ctx.saved
+    x = ctx.parents[0]
     out = np.empty(x.data.shape, dtype=g.dtype)
-    out[...] = _expand_reduced(g, x.data.shape, axis, keepdims)
+    out[...] = _expand_reduced(g, x.data.shape, ctx.saved.axis, ctx.saved.keepdims)
     return (out,)
     # END SOLUTION
 
 
 @gradient_of("mean")
 def _mean(ctx, g):
+    """Rule of `Tensor.mean`: like sum's, divided by the number of elements each output averaged."""
     # BEGIN SOLUTION
-    x, (axis, keepdims) = ctx.parents[0], ctx.saved
+    x = ctx.parents[0]
     count = x.data.size // max(g.size, 1) if x.data.size else 1
     out = np.empty(x.data.shape, dtype=g.dtype)
-    np.divide(_expand_reduced(g, x.data.shape, axis, keepdims), count, out=out)
+    np.divide(_expand_reduced(g, x.data.shape, ctx.saved.axis, ctx.saved.keepdims), count, out=out)
     return (out,)
     # END SOLUTION
 
 
-def _extreme_rule(ctx, g):
-    """max/min: the gradient goes to the winning elements, split equally between ties."""
+@gradient_of("max")
+@gradient_of("min")
+def _max_min(ctx, g):
+    """Rule of `Tensor.max` and `Tensor.min` (Tensor._extreme): the gradient goes to the elements
+    equal to the saved result, split equally between ties; a NaN wins (max of [1, nan] is nan)."""
     # BEGIN SOLUTION
-    x, (axis, keepdims, out) = ctx.parents[0], ctx.saved
-    out = _expand_reduced(np.asarray(out), x.shape, axis, keepdims)
+    x, axis, keepdims = ctx.parents[0], ctx.saved.axis, ctx.saved.keepdims
+    out = _expand_reduced(np.asarray(ctx.saved.out), x.shape, axis, keepdims)
     g = _expand_reduced(g, x.shape, axis, keepdims)
     winners = x.data == out
-    if out.dtype.kind == "f" and np.isnan(out).any():  # a NaN wins (max of [1, nan] is nan)
+    if out.dtype.kind == "f" and np.isnan(out).any():
         winners |= np.isnan(x.data) & np.isnan(out)
     count = winners.sum(axis=axis, keepdims=True)
     return ((winners * (g / count)).astype(x.data.dtype, copy=False),)
     # END SOLUTION
 
 
-gradient_of("max")(_extreme_rule)
-gradient_of("min")(_extreme_rule)
-
-
 @gradient_of("reshape")
 def _reshape(ctx, g):
+    """Rule of `Tensor.reshape` (and `clone`): the gradient reshaped back to the input's shape."""
     # BEGIN SOLUTION
     return (g.reshape(ctx.parents[0].shape),)
     # END SOLUTION
@@ -399,9 +431,9 @@ def _reshape(ctx, g):
 
 @gradient_of("permute")
 def _permute(ctx, g):
+    """Rule of `Tensor.permute`: the inverse permutation (argsort of the saved axes) puts g back."""
     # BEGIN SOLUTION
-    axes = ctx.saved[0]
-    return (np.transpose(g, np.argsort(axes)),)
+    return (np.transpose(g, np.argsort(ctx.saved.axes)),)
     # END SOLUTION
 
 
@@ -418,19 +450,22 @@ def _picks_each_element_once(index) -> bool:
 
 @gradient_of("getitem")
 def _getitem(ctx, g):
+    """Rule of `Tensor.__getitem__`: scatter g into zeros of the input's shape at the saved index.
+    Add, not assign, when an integer array may pick the same element twice (`np.add.at`)."""
     # BEGIN SOLUTION
-    x, index = ctx.parents[0], ctx.saved[0]
+    x, index = ctx.parents[0], ctx.saved.index
     out = np.zeros(x.shape, dtype=g.dtype)
     if _picks_each_element_once(index):
         out[index] = g
     else:
-        np.add.at(out, index, g)  # add, not assign: an integer array may pick the same element twice
+        np.add.at(out, index, g)
     return (out,)
     # END SOLUTION
 
 
 @gradient_of("broadcast_to")
 def _broadcast_to(ctx, g):
+    """Rule of `Tensor.broadcast_to`: the copies' gradients summed back (unbroadcast)."""
     # BEGIN SOLUTION
     return (unbroadcast(g, ctx.parents[0].shape),)
     # END SOLUTION
@@ -438,24 +473,25 @@ def _broadcast_to(ctx, g):
 
 @gradient_of("pad")
 def _pad(ctx, g):
-    """Saved (inside,): the slices of the output that hold the input; the border gets no gradient."""
+    """Rule of `pad`: the input's part of g, cut out with the saved slices; the border gets nothing."""
     # BEGIN SOLUTION
-    return (g[ctx.saved[0]],)
+    return (g[ctx.saved.inside],)
     # END SOLUTION
 
 
 @gradient_of("cat")
 def _cat(ctx, g):
+    """Rule of `cat`: g split along the saved axis at the saved sizes, one piece per input."""
     # BEGIN SOLUTION
-    axis, sizes = ctx.saved
-    splits = np.cumsum(sizes)[:-1]
-    return tuple(np.split(g, splits, axis=axis))
+    splits = np.cumsum(ctx.saved.sizes)[:-1]
+    return tuple(np.split(g, splits, axis=ctx.saved.axis))
     # END SOLUTION
 
 
 # ---- rules for module 03: activations ----------------------------------------------------------------
 @gradient_of("relu")
 def _relu(ctx, g):
+    """Rule of `activations.relu`: g where x > 0."""
     # BEGIN SOLUTION
     return (g * (ctx.parents[0].data > 0),)
     # END SOLUTION
@@ -463,33 +499,37 @@ def _relu(ctx, g):
 
 @gradient_of("leaky_relu")
 def _leaky_relu(ctx, g):
+    """Rule of `activations.leaky_relu`: g where x > 0, slope * g elsewhere."""
     # BEGIN SOLUTION
-    x, (slope,) = ctx.parents[0].data, ctx.saved
-    return (np.where(x > 0, g, g * x.dtype.type(slope)),)
+    x = ctx.parents[0].data
+    return (np.where(x > 0, g, g * x.dtype.type(ctx.saved.slope)),)
     # END SOLUTION
 
 
 @gradient_of("sigmoid")
 def _sigmoid(ctx, g):
+    """Rule of `activations.sigmoid`: s (1 - s), with s the saved output."""
     # BEGIN SOLUTION
-    s = ctx.saved[0]
+    s = ctx.saved.out
     return (g * s * (1 - s),)
     # END SOLUTION
 
 
 @gradient_of("tanh")
 def _tanh(ctx, g):
+    """Rule of `activations.tanh`: 1 - t^2, with t the saved output."""
     # BEGIN SOLUTION
-    t = ctx.saved[0]
+    t = ctx.saved.out
     return (g * (1 - t * t),)
     # END SOLUTION
 
 
 @gradient_of("gelu")
 def _gelu(ctx, g):
+    """Rule of `activations.gelu` (tanh approximation): with u = c (x + 0.044715 x^3), c = sqrt(2/pi)
+    and t = tanh(u) saved, d/dx [0.5 x (1 + t)] = 0.5 (1 + t) + 0.5 x (1 - t^2) du/dx."""
     # BEGIN SOLUTION
-    # tanh approximation: 0.5 x (1 + tanh(u)), u = c (x + 0.044715 x^3), c = sqrt(2 / pi)
-    x, (t,) = ctx.parents[0].data, ctx.saved
+    x, t = ctx.parents[0].data, ctx.saved.tanh
     c = x.dtype.type(np.sqrt(2.0 / np.pi))
     du = c * (1 + 3 * x.dtype.type(0.044715) * x * x)
     return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du),)
@@ -498,16 +538,18 @@ def _gelu(ctx, g):
 
 @gradient_of("softmax")
 def _softmax(ctx, g):
+    """Rule of `activations.softmax`: with s the saved output, dx = s * (g - sum(g * s, axis))."""
     # BEGIN SOLUTION
-    s, axis = ctx.saved
+    s, axis = ctx.saved.out, ctx.saved.axis
     return (s * (g - (g * s).sum(axis=axis, keepdims=True)),)
     # END SOLUTION
 
 
 @gradient_of("log_softmax")
 def _log_softmax(ctx, g):
+    """Rule of `activations.log_softmax`: dx = g - exp(logp) * sum(g, axis), logp the saved output."""
     # BEGIN SOLUTION
-    logp, axis = ctx.saved
+    logp, axis = ctx.saved.out, ctx.saved.axis
     return (g - np.exp(logp) * g.sum(axis=axis, keepdims=True),)
     # END SOLUTION
 
@@ -515,10 +557,11 @@ def _log_softmax(ctx, g):
 # ---- rules for module 05: networks -------------------------------------------------------------------
 @gradient_of("layer_norm")
 def _layer_norm(ctx, g):
-    """Parents (x, weight, bias); saved (xhat, rstd): xhat = (x - mean) * rstd over the last axis."""
+    """Rule of `networks.layer_norm`: with dxhat = g * weight, over the last axis
+    dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)); dW = sum(g * xhat), db = sum(g)."""
     # BEGIN SOLUTION
     x, weight, bias = ctx.parents
-    xhat, rstd = ctx.saved
+    xhat, rstd = ctx.saved.xhat, ctx.saved.rstd
     gw = (g * xhat).reshape(-1, xhat.shape[-1]).sum(axis=0) if weight.requires_grad else None
     gb = g.reshape(-1, g.shape[-1]).sum(axis=0) if bias.requires_grad else None
     gx = None
@@ -532,94 +575,71 @@ def _layer_norm(ctx, g):
 
 # ---- rules for module 06: spatial ---------------------------------------------------------------------
 # The forward ops live in tinytorch/spatial.py and keep image data in channels-last (NHWC) memory,
-# handing out (N, C, H, W) views; these rules work on the NHWC views too (`g.transpose(0, 2, 3, 1)`
-# is free when g came from those ops) and return (N, C, H, W) views of NHWC arrays.
-def _nhwc_rows(g: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) gradient -> (N*H*W, C) matrix (free when g is an NHWC view)."""
-    return np.ascontiguousarray(g.transpose(0, 2, 3, 1)).reshape(-1, g.shape[1])
-
-
-def _scatter_windows(parts, x_shape, kernel, stride, padding, dtype) -> np.ndarray:
-    """Sum window-shaped contributions back onto the input: the inverse of im2col ("col2im").
-
-    `parts(i, j)` gives the (N, Ho, Wo, C) contribution of kernel offset (i, j). Windows overlap, so
-    the contributions are *added* into a padded NHWC buffer. We loop over the kh*kw kernel offsets
-    (9 for a 3x3 kernel), each step one vectorised strided add over the whole batch: this is faster
-    than np.add.at (which is unbuffered and slow) and than building the full (N*Ho*Wo, kh*kw*C)
-    column gradient first. Returns the (N, C, H, W) view of the un-padded NHWC gradient.
-    """
-    N, C, H, W = x_shape
-    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    dxp = np.zeros((N, H + 2 * ph, W + 2 * pw, C), dtype=dtype)
-    Ho = (H + 2 * ph - kh) // sh + 1
-    Wo = (W + 2 * pw - kw) // sw + 1
-    for i in range(kh):
-        for j in range(kw):
-            dxp[:, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] += parts(i, j)
-    return dxp[:, ph:ph + H, pw:pw + W].transpose(0, 3, 1, 2)
-
-
+# handing out (N, C, H, W) views; these rules work on the NHWC views too (`nhwc_rows(g)` is free when
+# g came from those ops) and return (N, C, H, W) views of NHWC arrays. The plumbing they share with
+# modules 06 and 13 (`nhwc_rows`, `scatter_windows`, `column_sums`) is given in channels_last.py.
 @gradient_of("conv2d")
 def _conv2d(ctx, g):
-    """Parents (x, weight[, bias]); saved (stride, padding, cols) with cols (N*Ho*Wo, kh*kw*C_in)."""
+    """Rule of `spatial.conv2d`: with g_rows the (N*Ho*Wo, C_out) matrix of g, dW = cols^T @ g_rows
+    (one GEMM reducing over every output pixel) and db = column sums of g_rows; the input gradient
+    is one matmul per kernel offset, added into the padded image (`scatter_windows`)."""
     # BEGIN SOLUTION
     x, weight = ctx.parents[:2]
     bias = ctx.parents[2] if len(ctx.parents) == 3 else None
-    stride, padding, cols = ctx.saved
     C_out, C_in, kh, kw = weight.shape
     N, _, Ho, Wo = g.shape
-    g_rows = _nhwc_rows(g)                                                # (N*Ho*Wo, C_out)
+    g_rows = nhwc_rows(g)                                                 # (N*Ho*Wo, C_out)
     gw = gb = gx = None
-    if weight.requires_grad:   # dL/dW = cols^T @ g: one GEMM reducing over every output pixel
-        gw = (cols.T @ g_rows).reshape(kh, kw, C_in, C_out).transpose(3, 2, 0, 1)
+    if weight.requires_grad:
+        gw = (ctx.saved.cols.T @ g_rows).reshape(kh, kw, C_in, C_out).transpose(3, 2, 0, 1)
     if bias is not None and bias.requires_grad:
         gb = g_rows.sum(axis=0)
-    if x.requires_grad:        # one matmul per kernel offset, added into the padded image
+    if x.requires_grad:
         w = weight.data
-        gx = _scatter_windows(lambda i, j: (g_rows @ w[:, :, i, j]).reshape(N, Ho, Wo, C_in),
-                              x.shape, (kh, kw), stride, padding, np.result_type(g, w))
+        gx = scatter_windows(lambda i, j: (g_rows @ w[:, :, i, j]).reshape(N, Ho, Wo, C_in),
+                             x.shape, (kh, kw), ctx.saved.stride, ctx.saved.padding, np.result_type(g, w))
     return (gx, gw) if bias is None else (gx, gw, gb)
     # END SOLUTION
 
 
 @gradient_of("max_pool2d")
 def _max_pool2d(ctx, g):
-    """Saved (kernel, stride, padding, index): index (N, Ho, Wo, C) of the winner in each window."""
+    """Rule of `spatial.max_pool2d`: each window's gradient goes to its winner; for kernel offset
+    k = i*kW + j the part is g * (index == k), scattered with `scatter_windows`."""
     # BEGIN SOLUTION
-    x = ctx.parents[0]
-    kernel, stride, padding, index = ctx.saved
+    kernel, index = ctx.saved.kernel, ctx.saved.index
     g_nhwc = g.transpose(0, 2, 3, 1)
-    return (_scatter_windows(lambda i, j: g_nhwc * (index == i * kernel[1] + j),
-                             x.shape, kernel, stride, padding, g.dtype),)
+    return (scatter_windows(lambda i, j: g_nhwc * (index == i * kernel[1] + j),
+                            ctx.parents[0].shape, kernel, ctx.saved.stride, ctx.saved.padding, g.dtype),)
     # END SOLUTION
 
 
 @gradient_of("avg_pool2d")
 def _avg_pool2d(ctx, g):
+    """Rule of `spatial.avg_pool2d`: every input of a window gets 1/(kH*kW) of its gradient."""
     # BEGIN SOLUTION
-    x = ctx.parents[0]
-    kernel, stride, padding = ctx.saved
-    share = g.transpose(0, 2, 3, 1) / g.dtype.type(kernel[0] * kernel[1])   # each input gets 1/(kh*kw)
-    return (_scatter_windows(lambda i, j: share, x.shape, kernel, stride, padding, g.dtype),)
+    kernel = ctx.saved.kernel
+    share = g.transpose(0, 2, 3, 1) / g.dtype.type(kernel[0] * kernel[1])
+    return (scatter_windows(lambda i, j: share, ctx.parents[0].shape, kernel, ctx.saved.stride,
+                            ctx.saved.padding, g.dtype),)
     # END SOLUTION
 
 
 @gradient_of("batch_norm2d")
 def _batch_norm2d(ctx, g):
-    """Parents (x, weight, bias); saved (xhat, rstd, training), xhat an (M, C) matrix of NHWC rows,
-    M = N*H*W. Closed form, with the means over the M rows:
+    """Rule of `spatial.batch_norm2d`. Closed form, with the means over the M = N*H*W rows of xhat:
     dx = w * rstd * (g - mean(g) - xhat * mean(g * xhat)) in training (the batch statistics depend
     on x), dx = w * rstd * g in evaluation (the running statistics are constants)."""
     # BEGIN SOLUTION
     x, weight, bias = ctx.parents
-    xhat, rstd, training = ctx.saved
+    xhat, rstd = ctx.saved.xhat, ctx.saved.rstd
     M, C = xhat.shape
-    g_rows = _nhwc_rows(g)                                                # (M, C)
+    g_rows = nhwc_rows(g)                                                 # (M, C)
     gb = column_sums(g_rows)                                              # dL/d bias
     gw = np.einsum("ij,ij->j", g_rows, xhat)                              # dL/d weight
     gx = None
     if x.requires_grad:
-        if training:
+        if ctx.saved.training:
             gx = xhat * (-gw / M)
             gx += g_rows
             gx -= gb / M

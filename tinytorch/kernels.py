@@ -25,8 +25,10 @@ What is here, each checked against the plain module-06/09 version in assignments
                          whose kernel is the two kernels convolved (see WhitenedConv2d)
 
 Layout: like module 06, image data lives in channels-last (NHWC) memory and is handed around as
-(N, C, H, W) *views*; `nhwc(a)` below gets the NHWC array back for free. Gradient rules of the ops
-here are registered with `gradient_of` right next to their forward (module 13's own ops).
+(N, C, H, W) *views*; `nhwc(a)` gets the NHWC array back for free. The argument checks, batch
+norm's running-statistics update and the NHWC helpers are module 06's own, from the given
+tinytorch/channels_last.py: a fast op here has exactly the contract of the op it replaces.
+Gradient rules of the ops here are registered with `gradient_of` right next to their forward.
 """
 from __future__ import annotations
 
@@ -37,10 +39,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from tinytorch.autograd import _scatter_windows, gradient_of
-from tinytorch.layers import Module, Parameter
-from tinytorch.spatial import BatchNorm2d, Conv2d, _check_image, _out_size, _pair, nhwc
 from tinytorch import spatial
+from tinytorch.autograd import gradient_of
+from tinytorch.channels_last import (check_batch_norm, check_conv, check_image, nchw, nhwc, out_size, pair,
+                                     scatter_windows, update_running_stats)
+from tinytorch.layers import Module, Parameter
+from tinytorch.spatial import BatchNorm2d, Conv2d
 from tinytorch.tensor import DEFAULT_FLOAT, Tensor, TensorError, get_rng, grad_mode
 
 
@@ -105,11 +109,6 @@ def _pad_scratch(x: np.ndarray, ph: int, pw: int, key: str) -> np.ndarray:
     return xp
 
 
-def _nchw(a: np.ndarray) -> np.ndarray:
-    """The (N, C, H, W) view of an NHWC array (free)."""
-    return a.transpose(0, 3, 1, 2)
-
-
 def _im2col(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int, Ho: int, Wo: int,
             out: np.ndarray | None = None) -> np.ndarray:
     """(N*Ho*Wo, kh*kw*C) rows of windows of a padded NHWC array: the one copy of a convolution.
@@ -151,12 +150,15 @@ def _input_gradient(g: np.ndarray, w: np.ndarray, x_hw: tuple, padding: tuple) -
 
 
 def _correlate_rotated(gp: np.ndarray, w: np.ndarray, x_hw: tuple) -> np.ndarray:
-    """The input gradient from the output gradient already padded by k - 1 - padding: (N, H, W, C_in)."""
+    """The input gradient from the output gradient already padded by k - 1 - padding: (N, H, W, C_in).
+
+    With the kernel rotated by 180 degrees as rows (kh, kw, C_out) -> C_in,
+    w_rot[i, j, o, c] = w[o, c, kh-1-i, kw-1-j], it is one stride-1 im2col of gp and one GEMM.
+    """
     # BEGIN SOLUTION
     N, C_out = gp.shape[0], gp.shape[3]
     _, C_in, kh, kw = w.shape
     H, W = x_hw
-    # Rotated kernel as rows (kh, kw, C_out) -> C_in: w_rot[i, j, o, c] = w[o, c, kh-1-i, kw-1-j]
     w_rot = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(2, 3, 0, 1)).reshape(kh * kw * C_out, C_in)
     cols = _im2col(gp, kh, kw, 1, 1, H, W, out=_scratch_buffer(("gcols",), (N * H * W, kh * kw * C_out), gp.dtype))
     return (cols @ w_rot).reshape(N, H, W, C_in)
@@ -165,36 +167,27 @@ def _correlate_rotated(gp: np.ndarray, w: np.ndarray, x_hw: tuple) -> np.ndarray
 
 # ---- convolution ---------------------------------------------------------------------------------------
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0) -> Tensor:
-    """Same contract as tinytorch.spatial.conv2d (op "fast_conv2d"), with a faster backward."""
-    _check_conv("conv2d", x, weight, bias)
+    """Same contract as tinytorch.spatial.conv2d, with a faster backward.
+
+    Records "fast_conv2d" (rule `_fast_conv2d` below), saving `stride`, `padding` and `cols` as
+    spatial.conv2d does.
+    """
+    check_conv("conv2d", x, weight, bias)
     N, C, H, W = x.shape
     C_out, _, kh, kw = weight.shape
-    sh, sw = _pair(stride, "stride", "conv2d")
-    ph, pw = _pair(padding, "padding", "conv2d", minimum=0)
-    Ho = _out_size("conv2d", H, kh, sh, ph, x.shape, "height")
-    Wo = _out_size("conv2d", W, kw, sw, pw, x.shape, "width")
+    sh, sw = pair(stride, "stride", "conv2d")
+    ph, pw = pair(padding, "padding", "conv2d", minimum=0)
+    Ho = out_size("conv2d", H, kh, sh, ph, x.shape, "height")
+    Wo = out_size("conv2d", W, kw, sw, pw, x.shape, "width")
     # BEGIN SOLUTION
     cols = _im2col(_pad_scratch(nhwc(x.data), ph, pw, "input"), kh, kw, sh, sw, Ho, Wo)
     out = cols @ _weight_rows(weight.data)
     if bias is not None:
         out += bias.data
     parents = (x, weight) if bias is None else (x, weight, bias)
-    return Tensor._make(_nchw(out.reshape(N, Ho, Wo, C_out)), "fast_conv2d", parents,
-                        ((sh, sw), (ph, pw), cols))
+    return Tensor._make(nchw(out.reshape(N, Ho, Wo, C_out)), "fast_conv2d", parents,
+                        stride=(sh, sw), padding=(ph, pw), cols=cols)
     # END SOLUTION
-
-
-def _check_conv(op, x, weight, bias):
-    _check_image(op, x)
-    if not isinstance(weight, Tensor) or weight.ndim != 4:
-        raise TensorError(f"{op}: weight must be a 4-D Tensor (C_out, C_in, kH, kW), got shape "
-                          f"{getattr(weight, 'shape', None)}")
-    if x.shape[1] != weight.shape[1]:
-        raise TensorError(f"{op}: input has {x.shape[1]} channels but the layer expects {weight.shape[1]} "
-                          f"(input shape {x.shape}, weight shape {weight.shape})")
-    if bias is not None and bias.shape != (weight.shape[0],):
-        raise TensorError(f"{op}: bias must have shape ({weight.shape[0]},) for weight shape {weight.shape}, "
-                          f"got {bias.shape}")
 
 
 def _conv_param_grads(weight, bias, cols, g_rows):
@@ -209,22 +202,24 @@ def _conv_param_grads(weight, bias, cols, g_rows):
 
 @gradient_of("fast_conv2d")
 def _fast_conv2d(ctx, g):
+    """Rule of `conv2d` above: parameter gradients as module 09's; the input gradient of a stride-1
+    conv is itself a convolution (`_input_gradient`), strided convs scatter as module 09 does."""
     # BEGIN SOLUTION
     x, weight = ctx.parents[:2]
     bias = ctx.parents[2] if len(ctx.parents) == 3 else None
-    stride, padding, cols = ctx.saved
+    stride, padding = ctx.saved.stride, ctx.saved.padding
     g_nhwc = nhwc(g)
-    gw, gb = _conv_param_grads(weight, bias, cols, g_nhwc.reshape(-1, g.shape[1]))
+    gw, gb = _conv_param_grads(weight, bias, ctx.saved.cols, g_nhwc.reshape(-1, g.shape[1]))
     gx = None
     if x.requires_grad:
         if stride == (1, 1) and padding[0] < weight.shape[2] and padding[1] < weight.shape[3]:
-            gx = _nchw(_input_gradient(g_nhwc, weight.data, x.shape[2:], padding))
+            gx = nchw(_input_gradient(g_nhwc, weight.data, x.shape[2:], padding))
         else:  # strided: one matmul per kernel offset, added into the padded image (module 09's way)
             w = weight.data
             N, _, Ho, Wo = g.shape
             g_rows = g_nhwc.reshape(-1, g.shape[1])
-            gx = _scatter_windows(lambda i, j: (g_rows @ w[:, :, i, j]).reshape(N, Ho, Wo, w.shape[1]),
-                                  x.shape, weight.shape[2:], stride, padding, g.dtype)
+            gx = scatter_windows(lambda i, j: (g_rows @ w[:, :, i, j]).reshape(N, Ho, Wo, w.shape[1]),
+                                 x.shape, weight.shape[2:], stride, padding, g.dtype)
     return (gx, gw) if bias is None else (gx, gw, gb)
     # END SOLUTION
 
@@ -279,27 +274,33 @@ def _unpool2x2(g: np.ndarray, code: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 def max_pool2d(x: Tensor, kernel_size=2, stride=None, padding=0) -> Tensor:
-    """Max-pool; the 2x2/stride-2 case (op "fast_max_pool2x2") is fast, the rest uses module 06."""
-    if _pair(kernel_size, "kernel_size", "max_pool2d") != (2, 2) or stride not in (None, 2, (2, 2)) or padding:
+    """Max-pool; the 2x2/stride-2 case is fast, the rest uses module 06's max_pool2d.
+
+    The fast case records "fast_max_pool2x2" (rule `_fast_max_pool2x2`), saving `code` (N, Hp, Wp, C),
+    which of the four window positions won (see `_pool2x2`).
+    """
+    if pair(kernel_size, "kernel_size", "max_pool2d") != (2, 2) or stride not in (None, 2, (2, 2)) or padding:
         return spatial.max_pool2d(x, kernel_size, stride, padding)
-    _check_image("max_pool2d", x)
+    check_image("max_pool2d", x)
     N, C, H, W = x.shape
-    if H < 2 or W < 2:
-        raise TensorError(f"max_pool2d: kernel 2 is larger than the input (shape {x.shape})")
+    out_size("max_pool2d", H, 2, 2, 0, x.shape, "height")     # module 06's error for a too-small input
+    out_size("max_pool2d", W, 2, 2, 0, x.shape, "width")
     # BEGIN SOLUTION
     y = nhwc(x.data)[:, :H // 2 * 2, :W // 2 * 2]
     out, code = _pool2x2(y)
-    return Tensor._make(_nchw(out), "fast_max_pool2x2", (x,), (code,))
+    return Tensor._make(nchw(out), "fast_max_pool2x2", (x,), code=code)
     # END SOLUTION
 
 
 @gradient_of("fast_max_pool2x2")
 def _fast_max_pool2x2(ctx, g):
+    """Rule of `max_pool2d` above (2x2 case): g goes to each window's winner; with odd sizes the
+    last row/column was never read, so it gets no gradient."""
     # BEGIN SOLUTION
     x = ctx.parents[0]
     N, C, H, W = x.shape
-    dx = np.zeros((N, H, W, C), dtype=g.dtype)   # odd sizes: the last row/column gets no gradient
-    return (_nchw(_unpool2x2(nhwc(g), ctx.saved[0], dx)),)
+    dx = np.zeros((N, H, W, C), dtype=g.dtype)
+    return (nchw(_unpool2x2(nhwc(g), ctx.saved.code, dx)),)
     # END SOLUTION
 
 
@@ -315,13 +316,15 @@ def conv2d_maxpool2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, padd
     contiguous (N, Hp, Wp, C_out) blocks and the pool is an element-wise max of four contiguous
     arrays, and its backward four contiguous masked copies. The pool floors odd sizes (31 -> 15): the
     conv's last row/column is never read, so it is not computed (13% of the work at 15x15).
+    Records "conv2d_maxpool2d" (rule `_conv2d_maxpool2d`), saving `padding`, `conv_size` (Ho, Wo),
+    `cols` (the phase-major im2col rows) and `code` (which of the four positions won, as `_pool2x2`).
     """
-    _check_conv("conv2d_maxpool2d", x, weight, bias)
+    check_conv("conv2d_maxpool2d", x, weight, bias)
     N, C, H, W = x.shape
     C_out, _, kh, kw = weight.shape
-    ph, pw = _pair(padding, "padding", "conv2d_maxpool2d", minimum=0)
-    Ho = _out_size("conv2d_maxpool2d", H, kh, 1, ph, x.shape, "height")
-    Wo = _out_size("conv2d_maxpool2d", W, kw, 1, pw, x.shape, "width")
+    ph, pw = pair(padding, "padding", "conv2d_maxpool2d", minimum=0)
+    Ho = out_size("conv2d_maxpool2d", H, kh, 1, ph, x.shape, "height")
+    Wo = out_size("conv2d_maxpool2d", W, kw, 1, pw, x.shape, "width")
     if Ho < 2 or Wo < 2:
         raise TensorError(f"conv2d_maxpool2d: the conv output {Ho}x{Wo} is too small for a 2x2 pool "
                           f"(input shape {x.shape}, weight shape {weight.shape})")
@@ -344,16 +347,21 @@ def conv2d_maxpool2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, padd
     _parallel(lambda lo, hi: _max_of_four(*(y[k, lo:hi] for k in range(4)), out[lo:hi], code[lo:hi]),
               N, min_rows=1)
     parents = (x, weight) if bias is None else (x, weight, bias)
-    return Tensor._make(_nchw(out), "conv2d_maxpool2d", parents, ((ph, pw), (Ho, Wo), cols, code))
+    return Tensor._make(nchw(out), "conv2d_maxpool2d", parents, padding=(ph, pw), conv_size=(Ho, Wo),
+                        cols=cols, code=code)
     # END SOLUTION
 
 
 @gradient_of("conv2d_maxpool2d")
 def _conv2d_maxpool2d(ctx, g):
+    """Rule of `conv2d_maxpool2d`: un-pool g into the four phases of the conv's output gradient, then
+    the conv's rule (parameter gradients from the saved cols, the input gradient as a convolution).
+    The four phases are scattered into the spatial output gradient directly inside the zero-bordered
+    buffer the input-gradient convolution reads (outputs the pool skipped stay zero)."""
     # BEGIN SOLUTION
     x, weight = ctx.parents[:2]
     bias = ctx.parents[2] if len(ctx.parents) == 3 else None
-    (ph, pw), (Ho, Wo), cols, code = ctx.saved
+    (ph, pw), (Ho, Wo), cols, code = ctx.saved.padding, ctx.saved.conv_size, ctx.saved.cols, ctx.saved.code
     N, C_out, Hp, Wp = g.shape
     g_nhwc = nhwc(g)
     gy = np.empty((4, N, Hp, Wp, C_out), dtype=g.dtype)      # phase-major, like the forward's rows
@@ -365,14 +373,12 @@ def _conv2d_maxpool2d(ctx, g):
     gw, gb = _conv_param_grads(weight, bias, cols, gy.reshape(-1, C_out))
     gx = None
     if x.requires_grad:
-        # Scatter the four phases into the spatial output gradient, directly inside the zero-bordered
-        # buffer the input-gradient convolution reads (outputs the pool skipped stay zero).
         kh, kw = weight.shape[2:]
         qh, qw = kh - 1 - ph, kw - 1 - pw
         gp = _scratch_buffer(("grad-pool", qh, qw), (N, Ho + 2 * qh, Wo + 2 * qw, C_out), g.dtype, zero=True)
         for k, (di, dj) in enumerate(_PHASES):
             gp[:, qh + di:qh + 2 * Hp:2, qw + dj:qw + 2 * Wp:2] = gy[k]
-        gx = _nchw(_correlate_rotated(gp, weight.data, x.shape[2:]))
+        gx = nchw(_correlate_rotated(gp, weight.data, x.shape[2:]))
     return (gx, gw) if bias is None else (gx, gw, gb)
     # END SOLUTION
 
@@ -381,21 +387,18 @@ def _conv2d_maxpool2d(ctx, g):
 def batch_norm_relu(x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tensor | None = None,
                     running_var: Tensor | None = None, training: bool = True, momentum: float = 0.1,
                     eps: float = 1e-5) -> Tensor:
-    """relu(batch_norm2d(x, ...)) in one op ("batch_norm_relu"); same contract as module 06's batch_norm2d.
+    """relu(batch_norm2d(x, ...)) in one op; module 06's batch_norm2d contract: its checks
+    (`check_batch_norm`) and its running-statistics update (`update_running_stats`).
 
     Per-channel statistics of an NHWC (M, C) matrix; the output is written in place into one buffer
-    (centre, scale, shift, clamp), instead of a new 30 MB array for every step.
+    (centre, scale, shift, clamp), instead of a new 30 MB array for every step. Each pass runs over
+    row chunks on all cores (`_parallel`); partial sums are added up after.
+    Records "batch_norm_relu" (rule `_batch_norm_relu`) with parents (x, weight, bias), saving
+    `xhat` and `rstd` as batch_norm2d does, `out` (the ReLU's output, for its gradient) and `training`.
     """
-    _check_image("batch_norm_relu", x)
+    check_batch_norm("batch_norm_relu", x, weight, bias, running_mean, running_var, training)
     C = x.shape[1]
-    for name, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)):
-        if t is not None and t.shape != (C,):
-            raise TensorError(f"batch_norm_relu: {name} has shape {t.shape} but the input has {C} channels "
-                              f"(input shape {x.shape}); expected ({C},)")
-    if not training and (running_mean is None or running_var is None):
-        raise TensorError("batch_norm_relu: evaluation mode needs running_mean and running_var")
     # BEGIN SOLUTION
-    # Each pass runs over row chunks on all cores (`_parallel`); partial sums are added up after.
     dt = x.dtype.type
     rows = nhwc(x.data).reshape(-1, C)                    # (M, C), M = N*H*W
     M = rows.shape[0]
@@ -415,10 +418,7 @@ def batch_norm_relu(x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tenso
         _parallel(centre, M)
         var = sum(sums.values()) / dt(M)
         rstd = (1.0 / np.sqrt(var + dt(eps))).astype(x.dtype)
-        if running_mean is not None and running_var is not None:
-            m = dt(momentum)
-            running_mean.data = ((1 - m) * running_mean.data + m * mean).astype(running_mean.dtype)
-            running_var.data = ((1 - m) * running_var.data + m * var * dt(M / max(M - 1, 1))).astype(running_var.dtype)
+        update_running_stats(running_mean, running_var, mean, var, M, momentum)
 
         def finish(lo, hi):                               # xhat *= rstd; out = relu(xhat * w + b)
             xhat[lo:hi] *= rstd
@@ -441,17 +441,18 @@ def batch_norm_relu(x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tenso
                 xhat[lo:hi] *= rstd
         _parallel(affine, M)
     N, _, H, W = x.shape
-    return Tensor._make(_nchw(out.reshape(N, H, W, C)), "batch_norm_relu", (x, weight, bias),
-                        (xhat, out, rstd, bool(training)))
+    return Tensor._make(nchw(out.reshape(N, H, W, C)), "batch_norm_relu", (x, weight, bias),
+                        xhat=xhat, out=out, rstd=rstd, training=bool(training))
     # END SOLUTION
 
 
 @gradient_of("batch_norm_relu")
 def _batch_norm_relu(ctx, g):
-    """Closed form: with g' = g * (out > 0), dx = rstd * w * (g' - mean(g') - xhat * mean(g' * xhat))."""
+    """Rule of `batch_norm_relu`, closed form: with g' = g * (out > 0) (through the ReLU),
+    dx = rstd * w * (g' - mean(g') - xhat * mean(g' * xhat)) in training, rstd * w * g' in evaluation."""
     # BEGIN SOLUTION
     x, weight, bias = ctx.parents
-    xhat, out, rstd, training = ctx.saved
+    xhat, out, rstd, training = ctx.saved.xhat, ctx.saved.out, ctx.saved.rstd, ctx.saved.training
     M, C = xhat.shape
     rows = nhwc(g).reshape(M, C)
     gp = np.empty_like(rows)
@@ -477,7 +478,7 @@ def _batch_norm_relu(ctx, g):
             chunk *= scale
         _parallel(input_grad, M)
         N, _, H, W = x.shape
-        gx = _nchw(gp.reshape(N, H, W, C))
+        gx = nchw(gp.reshape(N, H, W, C))
     return gx, (gw if weight.requires_grad else None), (gb if bias.requires_grad else None)
     # END SOLUTION
 
@@ -486,8 +487,9 @@ def _batch_norm_relu(ctx, g):
 def softmax_cross_entropy(logits: Tensor, targets, label_smoothing: float = 0.0) -> Tensor:
     """Mean cross-entropy of (N, C) logits and integer targets (N,), label smoothing as in PyTorch.
 
-    One op ("softmax_cross_entropy") instead of log_softmax + gather + mean + ...: the backward is
-    simply (softmax(logits) - q) / N, q the smoothed target distribution.
+    One op instead of log_softmax + gather + mean + ...: the backward is simply
+    (softmax(logits) - q) / N, q the smoothed target distribution. Records "softmax_cross_entropy"
+    (rule `_softmax_cross_entropy`), saving `logp` (N, C), `targets` (N,) and `smoothing`.
     """
     t = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
     if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.dtype.kind != "f":
@@ -506,14 +508,16 @@ def softmax_cross_entropy(logits: Tensor, targets, label_smoothing: float = 0.0)
     logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     e = label_smoothing
     loss = -((1 - e) * logp[np.arange(N), t].sum() + e * logp.mean(axis=1).sum()) / N
-    return Tensor._make(np.asarray(loss, dtype=logits.dtype), "softmax_cross_entropy", (logits,), (logp, t, e))
+    return Tensor._make(np.asarray(loss, dtype=logits.dtype), "softmax_cross_entropy", (logits,),
+                        logp=logp, targets=t, smoothing=e)
     # END SOLUTION
 
 
 @gradient_of("softmax_cross_entropy")
 def _softmax_cross_entropy(ctx, g):
+    """Rule of `softmax_cross_entropy`: (softmax(logits) - q) * g / N, q = (1 - e) one-hot + e / C."""
     # BEGIN SOLUTION
-    logp, t, e = ctx.saved
+    logp, t, e = ctx.saved.logp, ctx.saved.targets, ctx.saved.smoothing
     N, C = logp.shape
     grad = np.exp(logp)
     grad -= logp.dtype.type(e / C)
@@ -591,11 +595,6 @@ class BatchNormReLU2d(BatchNorm2d):
                                self.training, self.momentum, self.eps)
 
 
-class MaxPool2x2(Module):
-    def forward(self, x: Tensor) -> Tensor:
-        return max_pool2d(x, 2)
-
-
 class WhitenedConv2d(Module):
     """A frozen patch-whitening conv (`whitening` (C_mid, C_in, k, k), applied with padding `padding`)
     followed by a trainable conv `weight` (C_out, C_mid, kh, kw) without padding, and optionally a
@@ -632,5 +631,5 @@ class GlobalMaxPool2d(Module):
     """Largest value of each whole channel: (N, C, H, W) -> (N, C) (module 02's max, tiny tensors)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_image("GlobalMaxPool2d", x)
+        check_image("GlobalMaxPool2d", x)
         return x.max(axis=(2, 3))

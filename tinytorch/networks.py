@@ -75,9 +75,9 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
     """Normalise over the last axis, then scale and shift: (x - mean) / sqrt(var + eps) * weight + bias.
 
     x: (..., D); weight, bias: (D,) (None means ones / zeros). The variance is the biased one (divide
-    by D), as in PyTorch. Records the op "layer_norm" with parents (x, weight, bias) and saves
-    (xhat, rstd): xhat = (x - mean) * rstd of x's shape, rstd = 1/sqrt(var + eps) of shape (..., 1) -
-    exactly what the backward rule in autograd.py expects.
+    by D), as in PyTorch. Records "layer_norm" (rule `_layer_norm` in autograd.py) with parents
+    (x, weight, bias), saving `xhat` = (x - mean) * rstd of x's shape and `rstd` = 1/sqrt(var + eps)
+    of shape (..., 1).
     """
     if not isinstance(x, Tensor) or x.dtype.kind != "f" or x.ndim == 0:
         raise TensorError(f"layer_norm: expected a floating-point Tensor with at least 1 dimension, got "
@@ -95,7 +95,7 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
     rstd = 1.0 / np.sqrt(var + d.dtype.type(eps))          # (..., 1)
     xhat = centred * rstd
     out = xhat * weight.data + bias.data
-    return Tensor._make(out, "layer_norm", (x, weight, bias), (xhat, rstd))
+    return Tensor._make(out, "layer_norm", (x, weight, bias), xhat=xhat, rstd=rstd)
     # END SOLUTION
 
 

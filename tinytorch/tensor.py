@@ -12,13 +12,17 @@ Dtype rules (the same as PyTorch's where it matters):
 - `/` of two integer tensors, exp, log and sqrt of integers give float32.
 
 Every operation here computes its result with NumPy and hands it to `Tensor._make`, which records
-the operation's name, its inputs and whatever the backward pass will need (the "context") - but
-only when some input requires a gradient and gradient mode is on. The rules that turn an output
-gradient into input gradients live in module 09 (`tinytorch/autograd.py`); nothing in this file
+the operation's name, its inputs and, by name, whatever the backward pass will need (the "context",
+`Tensor._make(data, "sum", (x,), axis=axis, keepdims=keepdims)` -> `ctx.saved.axis`) - but only
+when some input requires a gradient and gradient mode is on. Each op's docstring says what it
+records and saves: that is the one list of those names. The rules that turn an output gradient into
+input gradients live in module 09 (`tinytorch/autograd.py`, named `_<op>`); nothing in this file
 needs them until you call `.backward()`.
 
 When an operation cannot work on its input it raises `TensorError` naming the operation, the shapes
-and, where they matter, the dtypes - never a bare NumPy error from deep inside.
+and, where they matter, the dtypes - never a bare NumPy error from deep inside. The given helpers
+`numpy_call` (NumPy's errors in the course's words) and `keep_float32` (the dtype rule) do that
+plumbing, so what you write is the maths.
 
 Shapes in docstrings: `(N, D)` means a 2-D tensor with N rows and D columns; `(..., M, K)` means any
 number of leading (batch) dimensions.
@@ -26,12 +30,13 @@ number of leading (batch) dimensions.
 from __future__ import annotations
 
 import math
+import operator
+from types import SimpleNamespace
 from typing import Iterable, Sequence
 
 import numpy as np
 
 DEFAULT_FLOAT = np.float32
-_F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 
 
@@ -48,19 +53,38 @@ class _GradMode:
 grad_mode = _GradMode()
 
 
+class Saved(SimpleNamespace):
+    """The values one op saved for its backward rule, read by name: `ctx.saved.axis`.
+
+    `Tensor._make(data, "sum", (x,), axis=1, keepdims=False)` saves `axis` and `keepdims`. Asking
+    for a name the forward did not save is an AttributeError that lists the names it did save.
+    """
+
+    def __getattr__(self, name: str):  # only called for a name that was not saved
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise AttributeError(f"no saved value named {name!r}; the forward op saved "
+                             f"{', '.join(self.__dict__) or 'nothing'} (see its docstring)")
+
+    def __repr__(self) -> str:
+        return f"Saved({', '.join(self.__dict__)})"
+
+
 class Context:
-    """What the backward rule of one operation needs: its name, its inputs, and saved values."""
+    """What the backward rule of one operation needs: its name, its inputs, and saved values by name."""
 
     __slots__ = ("op", "parents", "saved")
 
-    def __init__(self, op: str, parents: tuple, saved: tuple):
+    def __init__(self, op: str, parents: tuple, saved: dict):
         self.op = op
         self.parents = parents
-        self.saved = saved
+        self.saved = Saved(**saved) if saved else _NOTHING_SAVED
 
     def __repr__(self) -> str:
-        return f"Context(op={self.op!r}, parents={len(self.parents)})"
+        return f"Context(op={self.op!r}, parents={len(self.parents)}, saved={self.saved!r})"
 
+
+_NOTHING_SAVED = Saved()  # shared by every op that saves nothing (rules only read ctx.saved)
 
 _rng = np.random.default_rng(0)
 
@@ -85,6 +109,53 @@ def _dtype_str(*tensors) -> str:
     return " and ".join(str(t.data.dtype if isinstance(t, Tensor) else np.asarray(t).dtype) for t in tensors)
 
 
+# ---- given: NumPy's errors in the course's words, and the float32 rule --------------------------------
+BROADCASTING = "compared from the right, each pair of dimensions must be equal or one of them 1"
+INDEXING = ("use ints, slices, None, ..., integer arrays (each within the axis' size) or a bool mask "
+            "of the indexed axes' shape")
+
+
+def _describe(arg) -> str:
+    """An argument of a failed NumPy call, for the message: arrays by shape and dtype, the rest by repr."""
+    if isinstance(arg, np.ndarray):
+        return f"{tuple(arg.shape)} {arg.dtype}"
+    text = repr(arg)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def numpy_call(op: str, fn, *args, explain: str = BROADCASTING):
+    """`fn(*args)`, with NumPy's error turned into a TensorError that names `op` and the arguments.
+
+    A ValueError or IndexError (shapes that do not fit, an index out of range) says what must hold
+    (`explain`); a TypeError (NumPy has no such operation for these dtypes) names the dtypes. NumPy's
+    own words follow in brackets. When nothing goes wrong this costs one function call.
+
+        numpy_call("add", np.add, a, b)   ->  TensorError("add: fails for (2, 3) float32 and (4,) float32:
+                                               compared from the right, ... (NumPy: ...)")
+    """
+    try:
+        return fn(*args)
+    except (ValueError, IndexError) as exc:
+        if isinstance(exc, TensorError):
+            raise
+        what = " and ".join(_describe(a) for a in args if a is not None)
+        raise TensorError(f"{op}: fails for {what}: {explain} (NumPy: {exc})") from None
+    except TypeError as exc:
+        what = " and ".join(_describe(a) for a in args if a is not None)
+        raise TensorError(f"{op}: not defined for {what} (NumPy: {exc})") from None
+
+
+def keep_float32(result: np.ndarray, *inputs: np.ndarray) -> np.ndarray:
+    """The dtype rule for results: float64 only if an input was float64, else float32.
+
+    NumPy promotes int (op) float32, int / int and the mean of ints to float64; a framework keeps
+    float32 (half the memory, twice the BLAS speed) unless you asked for float64 yourself.
+    """
+    if result.dtype is _F64 and all(x.dtype is not _F64 for x in inputs):
+        return result.astype(DEFAULT_FLOAT)
+    return result
+
+
 def _shape_arg(shape: tuple) -> tuple:
     """Accept both f(2, 3) and f((2, 3)) for shape arguments, as PyTorch does."""
     return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
@@ -94,20 +165,15 @@ def _as_array(value, dtype=None) -> np.ndarray:
     """Convert tensors, arrays, scalars and nested lists to an ndarray; floats become float32.
 
     A Tensor keeps its dtype (so `Tensor(t)` of a float64 tensor stays float64); everything else
-    that is floating point becomes float32 unless `dtype` says otherwise.
+    that is floating point becomes float32 unless `dtype` says otherwise. (Tensor.__init__ then
+    rejects arrays that do not hold numbers, such as strings.)
     """
     # BEGIN SOLUTION convert the data to an ndarray (floats to float32 unless dtype is given)
     if isinstance(value, Tensor):
         return value.data if dtype is None else value.data.astype(dtype, copy=False)
-    try:
-        arr = np.asarray(value, dtype=dtype)
-    except (ValueError, TypeError) as exc:
-        raise TensorError(f"Tensor: cannot make an array from {type(value).__name__} ({exc}); "
-                          "nested lists must be rectangular and hold numbers") from None
+    arr = numpy_call("Tensor", np.asarray, value, dtype, explain="nested lists must be rectangular and hold numbers")
     if dtype is None and arr.dtype.kind == "f" and arr.dtype != DEFAULT_FLOAT:
         arr = arr.astype(DEFAULT_FLOAT)
-    if arr.dtype.kind not in "fiub":
-        raise TensorError(f"Tensor: unsupported dtype {arr.dtype}; use a float, integer or bool array")
     return arr
     # END SOLUTION
 
@@ -125,6 +191,8 @@ class Tensor:
 
     def __init__(self, data, dtype=None, requires_grad: bool = False):
         self.data = _as_array(data, dtype)
+        if self.data.dtype.kind not in "fiub":
+            raise TensorError(f"Tensor: unsupported dtype {self.data.dtype}; use a float, integer or bool array")
         if requires_grad and self.data.dtype.kind != "f":
             raise TensorError(
                 f"Tensor: only floating-point tensors can require gradients, got dtype {self.data.dtype} "
@@ -135,9 +203,12 @@ class Tensor:
 
     # ---- plumbing given to you -------------------------------------------------------------------
     @staticmethod
-    def _make(data: np.ndarray, op: str, parents: tuple, saved: tuple = ()) -> "Tensor":
+    def _make(data: np.ndarray, op: str, parents: tuple, **saved) -> "Tensor":
         """Wrap the result of an op; record the graph only when a parent needs a gradient.
 
+        `op` names the gradient rule (module 09 looks it up by this name), `parents` are the input
+        tensors, and the keyword arguments are what the rule needs, read back by name:
+        `Tensor._make(data, "pow", (x,), p=2.0)` -> `ctx.saved.p` in the rule.
         NumPy returns scalars (np.float32) instead of 0-d arrays from ufuncs on 0-d input; `.data`
         is always an ndarray, so those are wrapped here once for every op.
         """
@@ -240,7 +311,7 @@ class Tensor:
         return Tensor._wrap(self.data)
 
     def clone(self) -> "Tensor":
-        """A copy of the data that stays in the graph (recorded as a same-shape reshape)."""
+        """A copy of the data that stays in the graph (recorded as a same-shape "reshape", rule `_reshape`)."""
         return Tensor._make(self.data.copy(), "reshape", (self,))
 
     def astype(self, dtype) -> "Tensor":
@@ -309,21 +380,15 @@ class Tensor:
 
     # ---- element-wise arithmetic -------------------------------------------------------------------
     def _binary(self, other, op: str, fn) -> "Tensor":
-        """Apply NumPy `fn` with broadcasting; a shape mismatch names the op and both shapes."""
-        other = self._lift(other, op)
-        # BEGIN SOLUTION apply fn with broadcasting and the dtype rules, then Tensor._make
-        a, b = self.data, other.data
-        try:
-            data = fn(a, b)
-        except ValueError:
-            raise TensorError(
-                f"{op}: cannot broadcast shapes {_shape_str(a, b)}; compared from the right, each pair of "
-                "dimensions must be equal or one of them 1") from None
-        except TypeError:
-            raise TensorError(f"{op}: not defined for dtypes {_dtype_str(a, b)} "
-                              f"(shapes {_shape_str(a, b)})") from None
-        if data.dtype is _F64 and a.dtype is not _F64 and b.dtype is not _F64:
-            data = data.astype(DEFAULT_FLOAT)  # int (op) float32 stays float32, int / int is float32
+        """Apply NumPy `fn` element-wise with broadcasting: (2, 3) (op) (3,) -> (2, 3).
+
+        Records `op` ("add", "sub", "mul", "div", "maximum" or "minimum"; rules `_add` ... in
+        autograd.py) with parents (self, other) and saves nothing: the rules read the parents. The
+        result follows the dtype rule (`keep_float32`): int (op) float32 is float32.
+        """
+        other = other if isinstance(other, Tensor) else self._lift(other, op)  # (inline: the hot path)
+        # BEGIN SOLUTION apply fn with broadcasting (numpy_call) and the dtype rule, then Tensor._make
+        data = keep_float32(numpy_call(op, fn, self.data, other.data), self.data, other.data)
         return Tensor._make(data, op, (self, other))
         # END SOLUTION
 
@@ -352,7 +417,10 @@ class Tensor:
         return self._lift(other, "div")._binary(self, "div", np.true_divide)
 
     def __pow__(self, exponent) -> "Tensor":
-        """Element-wise power with a constant (Python number) exponent."""
+        """Element-wise power with a constant (Python number) exponent.
+
+        Records "pow" (rule `_pow`), saving `p`, the exponent as a float.
+        """
         if isinstance(exponent, Tensor) or not isinstance(exponent, (int, float, np.integer, np.floating)):
             raise TensorError(f"pow: the exponent must be a Python number, got {type(exponent).__name__}; "
                               "for a tensor exponent use (b * a.log()).exp()")
@@ -366,7 +434,7 @@ class Tensor:
             data = np.sqrt(x.data)
         else:
             data = np.power(x.data, x.data.dtype.type(p))
-        return Tensor._make(data, "pow", (x,), (p,))
+        return Tensor._make(data, "pow", (x,), p=p)
         # END SOLUTION
 
     def __rpow__(self, base) -> "Tensor":
@@ -376,6 +444,7 @@ class Tensor:
         return (self._floating() * math.log(base)).exp()
 
     def __neg__(self):
+        """-x. Records "neg" (rule `_neg`), saving nothing."""
         if self.data.dtype.kind == "b":
             raise TensorError(f"neg: cannot negate a bool tensor (shape {self.shape}); use ~mask for logical not")
         # BEGIN SOLUTION
@@ -383,33 +452,39 @@ class Tensor:
         # END SOLUTION
 
     def exp(self) -> "Tensor":
+        """e ** x. Records "exp" (rule `_exp`), saving `out`, the result: exp is its own derivative."""
         x = self._floating()
         # BEGIN SOLUTION
         out = np.exp(x.data)
-        return Tensor._make(out, "exp", (x,), (out,))
+        return Tensor._make(out, "exp", (x,), out=out)
         # END SOLUTION
 
     def log(self) -> "Tensor":
-        """Natural logarithm; log(0) is -inf, as in NumPy and PyTorch."""
+        """Natural logarithm; log(0) is -inf, as in NumPy and PyTorch. Records "log" (rule `_log`), saving nothing."""
         x = self._floating()
         # BEGIN SOLUTION
         return Tensor._make(np.log(x.data), "log", (x,))
         # END SOLUTION
 
     def sqrt(self) -> "Tensor":
+        """Square root. Records "sqrt" (rule `_sqrt`), saving `out`, the result (d sqrt = 0.5 / sqrt)."""
         x = self._floating()
         # BEGIN SOLUTION
         out = np.sqrt(x.data)
-        return Tensor._make(out, "sqrt", (x,), (out,))
+        return Tensor._make(out, "sqrt", (x,), out=out)
         # END SOLUTION
 
     def abs(self) -> "Tensor":
+        """|x|. Records "abs" (rule `_abs`), saving nothing."""
         # BEGIN SOLUTION
         return Tensor._make(np.abs(self.data), "abs", (self,))
         # END SOLUTION
 
     def clip(self, low=None, high=None) -> "Tensor":
-        """Limit values to [low, high]; either bound may be None. The gradient is 0 where clipped."""
+        """Limit values to [low, high]; either bound may be None. The gradient is 0 where clipped.
+
+        Records "clip" (rule `_clip`), saving `low` and `high`.
+        """
         if low is None and high is None:
             raise TensorError("clip: give at least one of low and high")
         for bound in (low, high):
@@ -418,24 +493,41 @@ class Tensor:
         x = self if isinstance(low, (int, np.integer, type(None))) and isinstance(high, (int, np.integer, type(None))) \
             else self._floating()
         # BEGIN SOLUTION
-        return Tensor._make(np.clip(x.data, low, high), "clip", (x,), (low, high))
+        return Tensor._make(np.clip(x.data, low, high), "clip", (x,), low=low, high=high)
         # END SOLUTION
 
     clamp = clip
 
     def maximum(self, other) -> "Tensor":
-        """Element-wise maximum of two tensors (broadcasting); ties send the gradient to `self`."""
+        """Element-wise maximum of two tensors (broadcasting); ties send the gradient to `self`.
+
+        Records "maximum" (rule `_maximum`) through `_binary`.
+        """
         return self._binary(other, "maximum", np.maximum)
 
     def minimum(self, other) -> "Tensor":
-        """Element-wise minimum of two tensors (broadcasting); ties send the gradient to `self`."""
+        """Element-wise minimum of two tensors (broadcasting); ties send the gradient to `self`.
+
+        Records "minimum" (rule `_minimum`) through `_binary`.
+        """
         return self._binary(other, "minimum", np.minimum)
 
     def masked_fill(self, mask, value: float) -> "Tensor":
-        """Copy of self with `value` where the boolean `mask` (broadcastable to self) is True."""
+        """Copy of self with `value` where the boolean `mask` (broadcastable to self) is True.
+
+        Records "masked_fill" (rule `_masked_fill`), saving `mask`: the filled places get no gradient.
+        """
         mask = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
         if mask.dtype != np.bool_:
             raise TensorError(f"masked_fill: mask must be bool, got dtype {mask.dtype} (shape {mask.shape})")
+        if mask.shape != self.shape:
+            try:
+                fits = np.broadcast_shapes(mask.shape, self.shape) == self.shape
+            except ValueError:
+                fits = False
+            if not fits:
+                raise TensorError(f"masked_fill: mask shape {mask.shape} does not broadcast to the tensor's shape "
+                                  f"{self.shape}; {BROADCASTING}, and the tensor's shape may not grow")
         if isinstance(value, Tensor):
             value = value.item()
         try:
@@ -443,25 +535,13 @@ class Tensor:
         except (OverflowError, ValueError, TypeError):
             raise TensorError(f"masked_fill: value {value!r} does not fit the tensor's dtype {self.dtype}") from None
         # BEGIN SOLUTION
-        try:
-            data = np.where(mask, fill, self.data)
-        except ValueError:
-            raise TensorError(f"masked_fill: mask shape {mask.shape} does not broadcast to {self.shape}") from None
-        if data.shape != self.shape:
-            raise TensorError(f"masked_fill: mask shape {mask.shape} would change the shape {self.shape}")
-        return Tensor._make(data, "masked_fill", (self,), (mask,))
+        return Tensor._make(np.where(mask, fill, self.data), "masked_fill", (self,), mask=mask)
         # END SOLUTION
 
     # ---- comparisons and logic (no gradient: the result is bool) -----------------------------------
     def _compare(self, other, fn, op) -> "Tensor":
         other = self._lift(other, op)
-        try:
-            return Tensor._wrap(fn(self.data, other.data))
-        except ValueError:
-            raise TensorError(f"{op}: cannot broadcast shapes {_shape_str(self, other)}") from None
-        except TypeError:
-            raise TensorError(f"{op}: not defined for dtypes {_dtype_str(self, other)} "
-                              f"(shapes {_shape_str(self, other)})") from None
+        return Tensor._wrap(numpy_call(op, fn, self.data, other.data))
 
     def __eq__(self, other):  # type: ignore[override]
         return self._compare(other, np.equal, "eq")
@@ -509,7 +589,11 @@ class Tensor:
 
     # ---- matrix multiplication ---------------------------------------------------------------------
     def matmul(self, other) -> "Tensor":
-        """(..., M, K) @ (..., K, N) -> (..., M, N), batch dims broadcast; 1-D operands as in NumPy."""
+        """(..., M, K) @ (..., K, N) -> (..., M, N), batch dims broadcast; 1-D operands as in NumPy.
+
+        Records "matmul" (rule `_matmul`), saving nothing: dA = dC @ B^T and dB = A^T @ dC need
+        only the parents.
+        """
         other = self._lift(other, "matmul")
         a, b = self.data, other.data
         if a.ndim == 0 or b.ndim == 0:
@@ -521,15 +605,9 @@ class Tensor:
                 f"operand ({k_left}) must equal the {'second-to-last' if b.ndim > 1 else 'only'} dimension "
                 f"of the right operand ({k_right})")
         # BEGIN SOLUTION
-        try:
-            data = np.matmul(a, b)
-        except ValueError:
-            raise TensorError(f"matmul: batch dimensions of {_shape_str(a, b)} do not broadcast") from None
-        except TypeError:
-            raise TensorError(f"matmul: not defined for dtypes {_dtype_str(a, b)} (shapes {_shape_str(a, b)})") from None
-        if data.dtype is _F64 and a.dtype is not _F64 and b.dtype is not _F64:
-            data = data.astype(DEFAULT_FLOAT)
-        return Tensor._make(data, "matmul", (self, other))
+        data = numpy_call("matmul", np.matmul, a, b, explain="the batch dimensions (all but the last two) "
+                          f"must broadcast: {BROADCASTING}")
+        return Tensor._make(keep_float32(data, a, b), "matmul", (self, other))
         # END SOLUTION
 
     __matmul__ = matmul
@@ -562,24 +640,29 @@ class Tensor:
         return math.prod(self.data.shape[a] for a in ((axis,) if isinstance(axis, int) else axis))
 
     def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
-        """Sum over `axis` (int, tuple or None for all)."""
+        """Sum over `axis` (int, tuple or None for all).
+
+        Records "sum" (rule `_sum`), saving `axis` (checked: an int, a tuple or None) and `keepdims`.
+        """
         if axis is not None:
             axis = self._check_axis("sum", axis)
         # BEGIN SOLUTION
         data = self.data.sum(axis=axis, keepdims=keepdims)
-        return Tensor._make(data, "sum", (self,), (axis, keepdims))
+        return Tensor._make(data, "sum", (self,), axis=axis, keepdims=keepdims)
         # END SOLUTION
 
     def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
+        """Average over `axis` (float32 for integer tensors).
+
+        Records "mean" (rule `_mean`), saving `axis` and `keepdims`, like `sum`.
+        """
         if axis is not None:
             axis = self._check_axis("mean", axis)
         if self.data.size == 0 and self._reduced_count(axis) == 0:
             raise TensorError(f"mean: cannot average over an empty axis (shape {self.shape}, axis {axis})")
         # BEGIN SOLUTION
-        data = self.data.mean(axis=axis, keepdims=keepdims)
-        if self.data.dtype.kind != "f":
-            data = data.astype(DEFAULT_FLOAT)
-        return Tensor._make(data, "mean", (self,), (axis, keepdims))
+        data = keep_float32(self.data.mean(axis=axis, keepdims=keepdims), self.data)
+        return Tensor._make(data, "mean", (self,), axis=axis, keepdims=keepdims)
         # END SOLUTION
 
     def var(self, axis=None, keepdims: bool = False, unbiased: bool = False) -> "Tensor":
@@ -602,13 +685,15 @@ class Tensor:
         return self.var(axis=axis, keepdims=keepdims, unbiased=unbiased).sqrt()
 
     def _extreme(self, op: str, fn, axis, keepdims) -> "Tensor":
+        """max or min over `axis`: records `op` ("max" or "min", rule `_max_min`), saving `axis`,
+        `keepdims` and `out`, the result (the rule finds the winners as the elements equal to it)."""
         if axis is not None:
             axis = self._check_axis(op, axis)
         if self.data.size == 0 and self._reduced_count(axis) == 0:
             raise TensorError(f"{op}: an empty axis has no {op}imum (shape {self.shape}, axis {axis})")
         # BEGIN SOLUTION
         out = np.asarray(fn(self.data, axis=axis, keepdims=keepdims))
-        return Tensor._make(out, op, (self,), (axis, keepdims, out))
+        return Tensor._make(out, op, (self,), axis=axis, keepdims=keepdims, out=out)
         # END SOLUTION
 
     def max(self, axis=None, keepdims: bool = False) -> "Tensor":
@@ -637,21 +722,25 @@ class Tensor:
 
     # ---- shape manipulation ------------------------------------------------------------------------
     def reshape(self, *shape) -> "Tensor":
-        """Same data, new shape; one dimension may be -1 (inferred)."""
+        """Same data, new shape; one dimension may be -1 (inferred).
+
+        Records "reshape" (rule `_reshape`), saving nothing: the gradient is reshaped back to the
+        parent's shape.
+        """
         shape = _shape_arg(shape)
         # BEGIN SOLUTION
-        try:
-            data = self.data.reshape(shape)
-        except (ValueError, TypeError):
-            raise TensorError(f"reshape: cannot reshape a tensor of shape {self.shape} ({self.size} elements) "
-                              f"into {shape}") from None
+        data = numpy_call("reshape", np.reshape, self.data, shape,
+                          explain=f"the new shape must hold the same {self.size} elements (one dimension may be -1)")
         return Tensor._make(data, "reshape", (self,))
         # END SOLUTION
 
     view = reshape
 
     def permute(self, *axes) -> "Tensor":
-        """Reorder dimensions: x.permute(0, 2, 1) swaps the last two of a 3-D tensor."""
+        """Reorder dimensions: x.permute(0, 2, 1) swaps the last two of a 3-D tensor.
+
+        Records "permute" (rule `_permute`), saving `axes` (non-negative, so the rule can invert them).
+        """
         axes = _shape_arg(axes)
         ndim = self.data.ndim
         if (len(axes) != ndim or not all(isinstance(a, (int, np.integer)) and -ndim <= a < ndim for a in axes)
@@ -659,7 +748,7 @@ class Tensor:
             raise TensorError(f"permute: {axes} is not an ordering of the {ndim} dimensions of shape {self.shape}")
         axes = tuple(int(a) % ndim for a in axes)  # non-negative, so the backward rule can invert it
         # BEGIN SOLUTION
-        return Tensor._make(np.transpose(self.data, axes), "permute", (self,), (axes,))
+        return Tensor._make(np.transpose(self.data, axes), "permute", (self,), axes=axes)
         # END SOLUTION
 
     def transpose(self, dim0: int = -2, dim1: int = -1) -> "Tensor":
@@ -711,14 +800,13 @@ class Tensor:
         return self.reshape(shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:])
 
     def broadcast_to(self, *shape) -> "Tensor":
-        """A read-only view repeated along new or size-1 axes: (3, 1) -> (2, 3, 4). The gradient sums back."""
+        """A read-only view repeated along new or size-1 axes: (3, 1) -> (2, 3, 4). The gradient sums back.
+
+        Records "broadcast_to" (rule `_broadcast_to`), saving nothing.
+        """
         shape = _shape_arg(shape)
         # BEGIN SOLUTION
-        try:
-            data = np.broadcast_to(self.data, shape)
-        except (ValueError, TypeError):
-            raise TensorError(f"broadcast_to: cannot broadcast shape {self.shape} to {shape}; compared from the "
-                              "right, each dimension must match or be 1") from None
+        data = numpy_call("broadcast_to", np.broadcast_to, self.data, shape)
         return Tensor._make(data, "broadcast_to", (self,))
         # END SOLUTION
 
@@ -752,14 +840,14 @@ class Tensor:
         return pieces
 
     def __getitem__(self, index) -> "Tensor":
-        """Basic slicing and NumPy fancy indexing; integer or bool tensors may be used as indices."""
+        """Basic slicing and NumPy fancy indexing; integer or bool tensors may be used as indices.
+
+        Records "getitem" (rule `_getitem`), saving `index` (with tensors unwrapped to arrays).
+        """
         index = _unwrap_index(index)
         # BEGIN SOLUTION
-        try:
-            data = self.data[index]
-        except (IndexError, TypeError, ValueError) as exc:
-            raise TensorError(f"getitem: index {index!r} is invalid for shape {self.shape}: {exc}") from None
-        return Tensor._make(data, "getitem", (self,), (index,))
+        data = numpy_call("getitem", operator.getitem, self.data, index, explain=INDEXING)  # self.data[index]
+        return Tensor._make(data, "getitem", (self,), index=index)
         # END SOLUTION
 
     def __setitem__(self, index, value) -> None:
@@ -831,7 +919,11 @@ def _list_index(items: list) -> np.ndarray:
 
 # ---- functions of several tensors -------------------------------------------------------------------
 def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis; all other dimensions must match."""
+    """Join tensors along an existing axis; all other dimensions must match: (2, 3) + (2, 4) -> (2, 7) on axis 1.
+
+    Records "cat" (rule `_cat`) with every tensor as a parent, saving `axis` (non-negative) and
+    `sizes`, each input's size along it (the rule splits the gradient at those sizes).
+    """
     tensors = as_tensors(tensors)
     if not tensors:
         raise TensorError("cat: needs at least one tensor")
@@ -845,11 +937,9 @@ def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     if any(s[:axis] + s[axis + 1:] != shapes[0][:axis] + shapes[0][axis + 1:] for s in shapes):
         raise TensorError(f"cat: shapes {shapes} differ outside axis {axis}; only the size along the axis may differ")
     # BEGIN SOLUTION
-    data = np.concatenate([t.data for t in tensors], axis=axis)
-    if data.dtype is _F64 and all(t.data.dtype is not _F64 for t in tensors):
-        data = data.astype(DEFAULT_FLOAT)
-    sizes = tuple(s[axis] for s in shapes)
-    return Tensor._make(data, "cat", tuple(tensors), (axis, sizes))
+    arrays = [t.data for t in tensors]
+    data = keep_float32(np.concatenate(arrays, axis=axis), *arrays)
+    return Tensor._make(data, "cat", tuple(tensors), axis=axis, sizes=tuple(s[axis] for s in shapes))
     # END SOLUTION
 
 
@@ -869,7 +959,8 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
 def where(condition, a, b) -> Tensor:
     """Element-wise choice: a where condition is True, else b; all three broadcast together.
 
-    Gradients flow to `a` where the condition holds and to `b` elsewhere.
+    Gradients flow to `a` where the condition holds and to `b` elsewhere: records "where" (rule
+    `_where`) with parents (a, b), saving `condition` (the bool array).
     """
     cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
     if cond.dtype != np.bool_:
@@ -878,13 +969,8 @@ def where(condition, a, b) -> Tensor:
         a = b._lift(a, "where") if isinstance(b, Tensor) else Tensor(a)
     b = a._lift(b, "where")
     # BEGIN SOLUTION
-    try:
-        data = np.where(cond, a.data, b.data)
-    except ValueError:
-        raise TensorError(f"where: shapes {_shape_str(cond, a, b)} (condition, a, b) do not broadcast") from None
-    if data.dtype is _F64 and a.data.dtype is not _F64 and b.data.dtype is not _F64:
-        data = data.astype(DEFAULT_FLOAT)
-    return Tensor._make(data, "where", (a, b), (cond,))
+    data = numpy_call("where", np.where, cond, a.data, b.data)       # condition, a, b broadcast together
+    return Tensor._make(keep_float32(data, a.data, b.data), "where", (a, b), condition=cond)
     # END SOLUTION
 
 
@@ -892,6 +978,7 @@ def pad(x: Tensor, pad_width, value: float = 0.0) -> Tensor:
     """Pad with a constant. `pad_width` is NumPy's: one (before, after) pair per axis, or one int for all.
 
     pad(images, ((0, 0), (0, 0), (1, 1), (1, 1))) adds a 1-pixel border to (N, C, H, W) images.
+    Records "pad" (rule `_pad`), saving `inside`: the tuple of slices of the output that hold x.
     """
     if isinstance(pad_width, (int, np.integer)):
         pad_width = ((pad_width, pad_width),) * x.ndim
@@ -906,7 +993,7 @@ def pad(x: Tensor, pad_width, value: float = 0.0) -> Tensor:
     inside = tuple(slice(before, before + s) for s, (before, _) in zip(x.shape, widths))
     data = np.full(shape, value, dtype=x.dtype)
     data[inside] = x.data
-    return Tensor._make(data, "pad", (x,), (inside,))
+    return Tensor._make(data, "pad", (x,), inside=inside)
     # END SOLUTION
 
 

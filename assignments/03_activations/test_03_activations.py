@@ -67,16 +67,19 @@ def test_records_its_op_name(name):
 def test_saved_values_are_what_the_backward_rules_use():
     x = Tensor(A, requires_grad=True)
     s = sigmoid(x)
-    assert np.array_equal(s._ctx.saved[0], s.data), "sigmoid saves its output s (the gradient is s (1 - s))"
+    assert vars(s._ctx.saved).keys() == {"out"} and np.array_equal(s._ctx.saved.out, s.data), (
+        "sigmoid saves out, its output s (the gradient is s (1 - s))")
     t = tanh(x)
-    assert np.array_equal(t._ctx.saved[0], t.data), "tanh saves its output"
-    assert leaky_relu(x, 0.2)._ctx.saved == (0.2,), "leaky_relu saves its slope"
+    assert vars(t._ctx.saved).keys() == {"out"} and np.array_equal(t._ctx.saved.out, t.data), "tanh saves its output"
+    assert vars(leaky_relu(x, 0.2)._ctx.saved) == {"slope": 0.2}, "leaky_relu saves its slope"
+    assert vars(relu(x)._ctx.saved) == {}, "relu saves nothing: its rule reads the input"
     sm = softmax(x, axis=0)
-    assert np.array_equal(sm._ctx.saved[0], sm.data) and sm._ctx.saved[1] == 0, "softmax saves (output, axis)"
+    assert vars(sm._ctx.saved).keys() == {"out", "axis"}, "softmax saves out and axis"
+    assert np.array_equal(sm._ctx.saved.out, sm.data) and sm._ctx.saved.axis == 0, "softmax saves (out, axis)"
     ls = log_softmax(x)
-    assert np.array_equal(ls._ctx.saved[0], ls.data) and ls._ctx.saved[1] == -1, "log_softmax saves (output, axis)"
+    assert np.array_equal(ls._ctx.saved.out, ls.data) and ls._ctx.saved.axis == -1, "log_softmax saves (out, axis)"
     g = gelu(x)
-    assert_close(g._ctx.saved[0], np.tanh(math.sqrt(2 / math.pi) * (A + 0.044715 * A.astype(np.float64) ** 3)),
+    assert_close(g._ctx.saved.tanh, np.tanh(math.sqrt(2 / math.pi) * (A + 0.044715 * A.astype(np.float64) ** 3)),
                  atol=1e-5, what="gelu saves tanh(sqrt(2/pi) (x + 0.044715 x^3))")
 
 

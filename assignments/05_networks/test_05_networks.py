@@ -103,7 +103,8 @@ def test_layer_norm_records_the_op_contract_of_autograd():
     assert ctx is not None and ctx.op == "layer_norm", "record the op as 'layer_norm' (autograd.py has its rule)"
     assert ctx.parents[0] is x and ctx.parents[1] is ln.weight and ctx.parents[2] is ln.bias, (
         "parents must be (x, weight, bias)")
-    xhat, rstd = ctx.saved
+    assert vars(ctx.saved).keys() == {"xhat", "rstd"}, f"layer_norm saves xhat and rstd, got {ctx.saved}"
+    xhat, rstd = ctx.saved.xhat, ctx.saved.rstd
     assert xhat.shape == (3, 5) and rstd.shape == (3, 1), (
         f"saved must be (xhat of x's shape, rstd of shape (..., 1)), got {xhat.shape} and {rstd.shape}")
     assert_close(xhat, np_layer_norm(x.data, 1.0, 0.0), atol=1e-5, what="saved xhat")

@@ -108,6 +108,16 @@ def test_fast_max_pool_falls_back_to_module06_for_other_shapes():
 
 
 # ---- batch norm + ReLU ---------------------------------------------------------------------------------
+def test_fast_max_pool_raises_module06_errors():
+    for x in (Tensor(rand(1, 2, 1, 3)), Tensor(rand(2, 3, 3)), Tensor(np.ones((1, 1, 4, 4), dtype=np.int64))):
+        messages = []
+        for fn in (kernels.max_pool2d, spatial.max_pool2d):
+            with pytest.raises(TensorError) as err:
+                fn(x, 2)
+            messages.append(str(err.value))
+        assert messages[0] == messages[1], f"module 13 must raise module 06's error, got {messages}"
+
+
 def test_batch_norm_relu_equals_batch_norm_then_relu_in_training():
     x, w, b = rand(4, 3, 3, 2), rand(3, seed=2), rand(3, seed=3)
     assert_same(lambda x, w, b: kernels.batch_norm_relu(x, w, b, training=True),
@@ -129,6 +139,33 @@ def test_batch_norm_relu_in_eval_and_running_statistics_match_module06():
     assert_close(fast.running_mean, plain.running_mean, atol=1e-6, what="running_mean")
     assert_close(fast.running_var, plain.running_var, atol=1e-6, what="running_var")
     assert set(fast.state_dict()) == set(plain.state_dict()), "same state-dict keys as BatchNorm2d"
+
+
+def test_batch_norm_relu_keeps_module06_contract_on_bad_input_and_tiny_batches():
+    """Same errors as batch_norm2d (one value per channel has no variance: module 13 once skipped that
+    check and divided by max(M - 1, 1)), and the same unbiased running variance at the smallest batch."""
+    C = 2
+    ok = dict(weight=Tensor(np.ones(C)), bias=Tensor(np.zeros(C)), running_mean=Tensor(np.zeros(C)),
+              running_var=Tensor(np.ones(C)))
+    bad_calls = {
+        "one value per channel": (Tensor(rand(1, C, 1, 1)), ok, True),
+        "weight of the wrong size": (Tensor(rand(2, C, 2, 2)), {**ok, "weight": Tensor(np.ones(C + 1))}, True),
+        "eval without running stats": (Tensor(rand(2, C, 2, 2)), {**ok, "running_var": None}, False),
+        "not an image": (Tensor(rand(2, C, 2)), ok, True),
+    }
+    for what, (x, params, training) in bad_calls.items():
+        messages = []
+        for fn, op in ((spatial.batch_norm2d, "batch_norm2d"), (kernels.batch_norm_relu, "batch_norm_relu")):
+            with pytest.raises(TensorError) as err:
+                fn(x, params["weight"], params["bias"], params["running_mean"], params["running_var"], training)
+            messages.append(str(err.value).replace(op, "<op>"))
+        assert messages[0] == messages[1], f"{what}: module 13 must raise module 06's error, got {messages}"
+    x = Tensor(rand(2, C, 1, 1, seed=9))                      # M = 2 values per channel: the smallest batch
+    fast, plain = kernels.BatchNormReLU2d(C), spatial.BatchNorm2d(C)
+    fast(x), plain(x)
+    assert_close(fast.running_var, plain.running_var, atol=1e-6, what="running_var after a 2-value batch")
+    assert_close(plain.running_var.data, 0.9 + 0.1 * x.data.reshape(2, C).var(axis=0, ddof=1), atol=1e-6,
+                 what="module 06's running variance is unbiased (divides by M - 1)")
 
 
 # ---- softmax cross-entropy -----------------------------------------------------------------------------

@@ -76,10 +76,6 @@ def marker_lines(text: str) -> list[int]:
             if (comments is None or i in comments) and _LOOKS_LIKE_MARKER.search(line)]
 
 
-def has_markers(text: str) -> bool:
-    return bool(marker_lines(text))
-
-
 def _scan(text: str, path: str) -> list[tuple[int, int, str, str | None]]:
     """(begin, end, indent, hint) of every block, checking the marker rules that need no parsing."""
     blocks = []
