@@ -121,14 +121,16 @@ def why(got: dict, reference: dict, key: str) -> str:
 # earlier module's bug; each module's listed probes must fail, and in 02 and 03 only those.
 BUGS = (
     ("setup_check.py", "{0,38}", "{0,39}"),                                   # 40-character handles accepted
-    ("tensor.py", "data = np.matmul(a, b)", "data = np.matmul(a.astype(np.float16), b.astype(np.float16))"),
+    ("tensor.py", 'data = numpy_call("matmul", np.matmul, a, b,',
+     'data = numpy_call("matmul", lambda a, b: np.matmul(a.astype(np.float16), b.astype(np.float16)), a, b,'),
     ("activations.py", "return Tensor._make(np.maximum(x.data, 0), \"relu\", (x,))",
      "return Tensor._make(np.clip(x.data, 0, 6), \"relu\", (x,))"),
     ("layers.py", "if isinstance(value, Parameter) and id(value) not in seen:",
      "if isinstance(value, Parameter):"),                                     # tied weights listed twice
     ("networks.py", "loss = nll * (1.0 - label_smoothing) + (-logp.mean(axis=-1)) * label_smoothing",
      "loss = nll * (1.0 - label_smoothing) + (-logp.sum(axis=-1)) * label_smoothing"),
-    ("spatial.py", "m * var * dt(M / (M - 1))", "m * var"),                  # running variance without n/(n-1)
+    ("spatial.py", 'var = np.einsum("ij,ij->j", xhat, xhat) / dt(M)',
+     'var = np.einsum("ij,ij->j", xhat, xhat) / dt(M - 1)'),                # normalised by the unbiased variance
     ("attention.py", "scale = 1.0 / math.sqrt(q.shape[-1])", "scale = 1.0 / q.shape[-1]"),
     ("data.py", "out /= np.float32(255.0)", "out /= np.float32(256.0)"),
     ("autograd.py", "gb = unbroadcast(-g * a.data / (b.data * b.data), b.shape)",

@@ -568,7 +568,7 @@ def test_hard_coded_answers_do_not_survive_a_new_seed(world):
     first = R.Options(instructor_dir=world.instructor, isolation=world.opts.isolation, log=lambda m: None)
     second = R.Options(instructor_dir=world.instructor, isolation=world.opts.isolation, log=lambda m: None)
     assert first.seed != second.seed
-    from grading.instructor.judge import run_worker
+    from grading.instructor.probe_judge import run_worker
     from grading.testrun import Limits
     names = {m: p for m, p in world.regrader.reference[0].items() if m == "03_activations"}
     wanted = [("03_activations", p) for p in names["03_activations"]]

@@ -12,7 +12,7 @@ It reads one request from stdin and answers on stdout (frames of `grading.channe
 The probes are the instructor's files `grading/instructor/probes/p*.py` under ROOT (see
 `grading/instructor/probes/__init__.py` for the contract). Each probe gets a generator seeded with the
 request's seed and its own name, so the student's run and the reference's run see the same fresh inputs.
-Nothing here decides anything: the judge (grading/instructor/judge.py) compares the answers.
+Nothing here decides anything: the judge (grading/instructor/probe_judge.py) compares the answers.
 """
 from __future__ import annotations
 

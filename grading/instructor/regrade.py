@@ -11,7 +11,7 @@
          student's CLAIM, produced next to student code, so it can only lower a grade
       -> in a second sandbox, run the module probes with fresh inputs drawn from this regrade's seed; the
          reference runs the same probes in its own process; the judge (this process, which never imports
-         tinytorch) compares the outputs (grading/instructor/judge.py)
+         tinytorch) compares the outputs (grading/instructor/probe_judge.py)
       -> a module's points = its points x min(share of its tests that passed, share of its probes that
          matched the reference); it is passed when both are complete
       -> milestones (with --milestones) run in the sandbox through the milestone judge: the sandbox gets
@@ -272,7 +272,7 @@ def module_scores(course: Course, run) -> dict:
 
 def reference_answers(opts: Options, course: Course, scratch: Path) -> tuple[dict, dict]:
     """(probe names by module, the reference's answers) for this regrade's seed; computed once per class."""
-    from grading.instructor.judge import probe_names, run_worker
+    from grading.instructor.probe_judge import probe_names, run_worker
     from grading.testrun import Limits
     instructor = Path(opts.instructor_dir).resolve()
     names = probe_names(instructor)
@@ -283,7 +283,7 @@ def reference_answers(opts: Options, course: Course, scratch: Path) -> tuple[dic
 
 def grade_tree(work: Path, course: Course, opts: Options, scratch: Path, reference: tuple[dict, dict]) -> dict:
     """Tests (claimed) and probes (verified) of one overlaid tree -> per-module scores, never raising."""
-    from grading.instructor.judge import compare, run_worker
+    from grading.instructor.probe_judge import compare, run_worker
     from grading.testrun import Limits
     run = run_module_tests(work, course, opts, scratch / "tests")
     claimed = module_scores(course, run)
