@@ -80,7 +80,12 @@ class TensorDataset(Dataset):
         return len(self.arrays[0])
 
     def __getitem__(self, index: int) -> tuple:
-        """Sample `index`: one row of every array, the transform applied to the first."""
+        """Sample `index`: one row of every array, the transform applied to the first.
+
+        A slice (`ds[:64]`, as PyTorch allows) gives those samples stacked, as `get_batch` does.
+        """
+        if isinstance(index, slice):
+            return self.get_batch(np.arange(len(self))[index])
         if not -len(self) <= int(index) < len(self):
             raise IndexError(f"TensorDataset: index {index} is out of range for {len(self)} samples")
         # BEGIN SOLUTION
