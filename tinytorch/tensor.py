@@ -382,6 +382,13 @@ class Tensor:
     def __int__(self) -> int:
         return int(self.item())
 
+    def __index__(self) -> int:
+        """A one-element integer tensor can index a list: classes[pred.argmax()] (as in PyTorch)."""
+        if self.data.dtype.kind not in "iu" or self.data.size != 1:
+            raise TensorError(f"index: only a one-element integer tensor can be used as an index, got dtype "
+                              f"{self.dtype} and shape {self.shape}")
+        return int(self.data.item())
+
     def __format__(self, spec: str) -> str:
         return format(self.item(), spec) if spec and self.data.size == 1 else format(str(self), spec)
 
