@@ -190,7 +190,7 @@ def test_max_min_with_dim_return_values_and_indices():
     assert_close(x.max(), a.max())
     assert_close(x.max(axis=1), a.max(axis=1))
     assert_close(x.max((0, 1)), a.max())  # several dims reduce to a Tensor (torch.amax)
-    assert_close(tt.max(x, Tensor(np.zeros_like(a))), np.maximum(a, 0)), "max(x, y) is element-wise"
+    assert_close(tt.max(x, Tensor(np.zeros_like(a))), np.maximum(a, 0))  # max(x, y) is element-wise
     values.sum().backward()
     expected = np.zeros_like(a)
     expected[np.arange(3), a.argmax(1)] = 1
