@@ -459,3 +459,50 @@ def test_adaptive_avg_pool2d():
     assert_close(F.adaptive_avg_pool2d(x, (2, 3)), nn.avg_pool2d(x, (2, 2)))
     with pytest.raises(TensorError, match="divide"):
         nn.AdaptiveAvgPool2d(5)(x)
+
+
+A, C = arr(3, 4), arr(3, 4, seed=2)
+SPELLINGS = {  # PyTorch's spelling -> the original one, on x = Tensor(A), y = Tensor(C)
+    "neg": (lambda x, y: x.neg(), lambda x, y: -x),
+    "square": (lambda x, y: x.square(), lambda x, y: x * x),
+    "sub(alpha)": (lambda x, y: x.sub(y, alpha=3), lambda x, y: x - 3 * y),
+    "mul": (lambda x, y: x.mul(y), lambda x, y: x * y),
+    "div": (lambda x, y: x.div(y), lambda x, y: x / y),
+    "eq": (lambda x, y: x.eq(y), lambda x, y: x == y),
+    "ne": (lambda x, y: x.ne(y), lambda x, y: x != y),
+    "gt": (lambda x, y: x.gt(y), lambda x, y: x > y),
+    "lt": (lambda x, y: x.lt(y), lambda x, y: x < y),
+    "clamp": (lambda x, y: x.clamp(min=-0.5, max=0.5), lambda x, y: x.clip(-0.5, 0.5)),
+    "t": (lambda x, y: x.t(), lambda x, y: x.transpose(0, 1)),
+    "reshape_as": (lambda x, y: x.reshape_as(y.T), lambda x, y: x.reshape(4, 3)),
+    "expand_as": (lambda x, y: x[:1].expand_as(y), lambda x, y: x[:1].broadcast_to(3, 4)),
+    "bool": (lambda x, y: x.bool(), lambda x, y: x != 0),
+    "tt.log": (lambda x, y: tt.log(x.abs()), lambda x, y: x.abs().log()),
+    "tt.sqrt": (lambda x, y: tt.sqrt(x.abs()), lambda x, y: x.abs().sqrt()),
+    "tt.pow": (lambda x, y: tt.pow(x, 2), lambda x, y: x ** 2),
+    "tt.neg": (lambda x, y: tt.neg(x), lambda x, y: -x),
+    "tt.square": (lambda x, y: tt.square(x), lambda x, y: x * x),
+    "tt.clip": (lambda x, y: tt.clip(x, 0, 1), lambda x, y: x.clip(0, 1)),
+    "tt.maximum": (lambda x, y: tt.maximum(x, y), lambda x, y: x.maximum(y)),
+    "tt.minimum": (lambda x, y: tt.minimum(x, y), lambda x, y: x.minimum(y)),
+    "tt.min(dim)": (lambda x, y: tt.min(x, 1).values, lambda x, y: x.min(axis=1)),
+    "tt.argmin": (lambda x, y: tt.argmin(x, dim=0), lambda x, y: x.argmin(axis=0)),
+    "tt.var": (lambda x, y: tt.var(x, 1), lambda x, y: x.var(axis=1, unbiased=True)),
+    "tt.squeeze": (lambda x, y: tt.squeeze(x[:1], 0), lambda x, y: x[:1].squeeze(0)),
+    "tt.unsqueeze": (lambda x, y: tt.unsqueeze(x, -1), lambda x, y: x.unsqueeze(-1)),
+    "tt.transpose": (lambda x, y: tt.transpose(x, 0, 1), lambda x, y: x.T),
+    "tt.t": (lambda x, y: tt.t(x), lambda x, y: x.T),
+    "tt.permute": (lambda x, y: tt.permute(x, (1, 0)), lambda x, y: x.permute(1, 0)),
+    "tt.eq": (lambda x, y: tt.eq(x, y), lambda x, y: x == y),
+    "tt.mm": (lambda x, y: tt.mm(x, y.T), lambda x, y: x @ y.T),
+    "empty_like": (lambda x, y: tt.empty_like(x), lambda x, y: tt.zeros_like(x)),
+    "new_empty": (lambda x, y: x.new_empty(2), lambda x, y: tt.zeros(2)),
+}
+
+
+@pytest.mark.parametrize("name", list(SPELLINGS))
+def test_each_pytorch_spelling_equals_the_original(name):
+    torch_way, original = SPELLINGS[name]
+    got, want = torch_way(Tensor(A), Tensor(C)), original(Tensor(A), Tensor(C))
+    assert got.dtype == want.dtype and got.shape == want.shape, name
+    np.testing.assert_array_equal(got.data, want.data, err_msg=name)
