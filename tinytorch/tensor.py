@@ -125,6 +125,21 @@ def torch_dims(fn):
     return with_torch_names
 
 
+def torch_reduction_dims(fn):
+    """`torch_dims` for reductions `fn(self, axis=None, keepdims=False, ...)`, kept cheap for the hot
+    path: the wrapper has the same leading parameters, so a call costs no keyword repacking."""
+    @functools.wraps(fn)
+    def with_torch_names(self, axis=None, keepdims=False, *args, dim=None, keepdim=None, **kwargs):
+        if dim is not None:
+            if axis is not None:
+                raise TensorError(f"{fn.__name__}: give dim (PyTorch's name) or axis (NumPy's), not both")
+            axis = dim
+        if keepdim is not None:
+            keepdims = keepdim
+        return fn(self, axis, keepdims, *args, **kwargs)
+    return with_torch_names
+
+
 def _rename_dims(op: str, kwargs: dict) -> None:
     for torch_name, numpy_name in (("dim", "axis"), ("keepdim", "keepdims")):
         if torch_name in kwargs:
@@ -273,11 +288,13 @@ class Tensor:
         self. The graph is kept after backward, so `retain_graph` changes nothing; gradients of
         gradients (`create_graph=True`) are not supported.
         """
-        if create_graph:
-            raise TensorError("backward: create_graph=True (gradients of gradients) is not supported by TinyTorch")
-        if grad is not None and gradient is not None:
-            raise TensorError("backward: give gradient= or grad=, not both")
-        _autograd().backward(self, gradient if grad is None else grad)
+        if create_graph or grad is not None:  # rare: checked off the common path (tiny ops are timed)
+            if create_graph:
+                raise TensorError("backward: create_graph=True (gradients of gradients) is not supported by TinyTorch")
+            if gradient is not None:
+                raise TensorError("backward: give gradient= or grad=, not both")
+            gradient = grad
+        _autograd().backward(self, gradient)
 
     # ---- properties --------------------------------------------------------------------------------
     @property
@@ -674,7 +691,7 @@ class Tensor:
             return self.data.size
         return math.prod(self.data.shape[a] for a in ((axis,) if isinstance(axis, int) else axis))
 
-    @torch_dims
+    @torch_reduction_dims
     def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
         """Sum over `axis` (int, tuple or None for all)."""
         if axis is not None:
@@ -684,7 +701,7 @@ class Tensor:
         return Tensor._make(data, "sum", (self,), (axis, keepdims))
         # END SOLUTION
 
-    @torch_dims
+    @torch_reduction_dims
     def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
         if axis is not None:
             axis = self._check_axis("mean", axis)
@@ -697,7 +714,7 @@ class Tensor:
         return Tensor._make(data, "mean", (self,), (axis, keepdims))
         # END SOLUTION
 
-    @torch_dims
+    @torch_reduction_dims
     def var(self, axis=None, keepdims: bool = False, unbiased: bool = False) -> "Tensor":
         """Variance, composed from mean, sub, mul and sum (so it is differentiable for free).
 
@@ -714,7 +731,7 @@ class Tensor:
         return (centred * centred).sum(axis=axis, keepdims=keepdims) / (n - 1 if unbiased else n)
         # END SOLUTION
 
-    @torch_dims
+    @torch_reduction_dims
     def std(self, axis=None, keepdims: bool = False, unbiased: bool = False) -> "Tensor":
         return self.var(axis=axis, keepdims=keepdims, unbiased=unbiased).sqrt()
 
@@ -761,12 +778,12 @@ class Tensor:
             raise TensorError(f"{op}: an empty tensor (shape {self.shape}) has no {op[3:]}imum")
         return Tensor._wrap(np.asarray(fn(self.data, axis=axis, keepdims=keepdims)))
 
-    @torch_dims
+    @torch_reduction_dims
     def argmax(self, axis=None, keepdims: bool = False) -> "Tensor":
         """Index of the largest value (int64, no gradient); over the flattened tensor if axis is None."""
         return self._arg_extreme("argmax", np.argmax, axis, keepdims)
 
-    @torch_dims
+    @torch_reduction_dims
     def argmin(self, axis=None, keepdims: bool = False) -> "Tensor":
         return self._arg_extreme("argmin", np.argmin, axis, keepdims)
 
@@ -778,7 +795,7 @@ class Tensor:
         try:
             data = self.data.reshape(shape)
         except (ValueError, TypeError):
-            raise TensorError(f"reshape: cannot reshape a tensor of shape {self.shape} ({self.size} elements) "
+            raise TensorError(f"reshape: cannot reshape a tensor of shape {self.shape} ({self.numel()} elements) "
                               f"into {shape}") from None
         return Tensor._make(data, "reshape", (self,))
         # END SOLUTION
