@@ -9,7 +9,8 @@ solutions are replaced by `raise NotImplementedError(...)`.
 
 PyTorch's names (given code, no maths of their own): dtypes (dtypes.py), devices (devices.py: the
 CPU only), top-level functions (functions.py), `tt.save`/`tt.load` (serialization.py),
-`tt.autograd.Function` (function.py), `tt.nn.functional`, `tt.utils.data`.
+`tt.autograd.Function` (function.py), `tt.nn.functional`, `tt.utils.data`, and torchvision's
+`datasets`/`transforms` as `tinytorch.vision`.
 """
 from tinytorch.runtime import ensure_tuned
 from tinytorch.tensor import (DEFAULT_FLOAT, Tensor, TensorError, arange, as_tensor, cat, empty, empty_like, eye,
