@@ -506,3 +506,11 @@ def test_each_pytorch_spelling_equals_the_original(name):
     got, want = torch_way(Tensor(A), Tensor(C)), original(Tensor(A), Tensor(C))
     assert got.dtype == want.dtype and got.shape == want.shape, name
     np.testing.assert_array_equal(got.data, want.data, err_msg=name)
+
+
+def test_star_import_keeps_pythons_builtins():
+    namespace: dict = {}
+    exec("from tinytorch import *", namespace)
+    assert "tensor" in namespace and "no_grad" in namespace and "float32" in namespace
+    for builtin in ("abs", "bool", "float", "int", "max", "min", "pow", "sum"):
+        assert builtin not in namespace, f"`from tinytorch import *` would shadow Python's {builtin}"

@@ -30,3 +30,8 @@ from tinytorch import nn, optim, data, utils, autograd  # noqa: E402  (PyTorch-s
 
 ensure_tuned()   # reuse large freed arrays instead of re-faulting them every step (see runtime.py)
 __version__ = "0.1.0"
+
+# `from tinytorch import *` must not replace Python's abs, bool, float, int, max, min, pow and sum
+# (tt.max and friends are meant to be called as tt.max); everything else public is exported.
+__all__ = sorted(name for name in dir() if not name.startswith("_") and name != "ensure_tuned"
+                 and name not in {"abs", "bool", "float", "int", "max", "min", "pow", "sum"})
