@@ -120,7 +120,7 @@ def run(ctx) -> dict:
     schedule = LinearWarmupDecay(optimizer, int(WARMUP_FRACTION * total_steps), total_steps)
     train_seconds = min(TRAIN_SECONDS, 0.75 * ctx.time_left())   # leave time for evaluation
     ctx.log(f"CIFAR-10: {len(x_train)} training and {len(x_test)} test images; "
-            f"{sum(p.size for p in model.parameters())} parameters; {epochs} epochs of {steps_per_epoch} steps")
+            f"{sum(p.numel() for p in model.parameters())} parameters; {epochs} epochs of {steps_per_epoch} steps")
 
     history, step, start = [], 0, ctx.elapsed()
     for epoch in range(1, epochs + 1):
@@ -162,7 +162,7 @@ def run(ctx) -> dict:
         peak_mb = None
     return {"metrics": {"test_accuracy": history[-1]["test_accuracy"]},
             "history": history,
-            "details": {"parameters": int(sum(p.size for p in model.parameters())), "steps": step,
+            "details": {"parameters": int(sum(p.numel() for p in model.parameters())), "steps": step,
                         "epochs_planned": epochs, "batch_size": batch_size, "train_and_eval_seconds": round(train_time, 1),
                         "seconds_per_step": round(train_time / max(step, 1), 3), "test_time_flip": True,
                         "peak_memory_mb": peak_mb}}

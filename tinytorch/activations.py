@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinytorch.tensor import Tensor, TensorError
+from tinytorch.tensor import Tensor, TensorError, torch_dims
 
 
 def _check(op: str, x, axis=None) -> Tensor:
@@ -81,6 +81,7 @@ def gelu(x: Tensor) -> Tensor:
     # END SOLUTION
 
 
+@torch_dims  # softmax(x, dim=1) as in PyTorch
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along `axis`; every slice sums to 1.
 
@@ -96,6 +97,7 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
     # END SOLUTION
 
 
+@torch_dims
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """log(softmax(x)) computed as (x - max) - log(sum(exp(x - max))): no overflow, no log(0).
 

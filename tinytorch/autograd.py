@@ -287,6 +287,22 @@ def _abs(ctx, g):
     # END SOLUTION
 
 
+@gradient_of("sin")
+def _sin(ctx, g):
+    """Rule of `Tensor.sin`: d sin(x) = cos(x) dx."""
+    # BEGIN SOLUTION
+    return (g * np.cos(ctx.parents[0].data),)
+    # END SOLUTION
+
+
+@gradient_of("cos")
+def _cos(ctx, g):
+    """Rule of `Tensor.cos`: d cos(x) = -sin(x) dx."""
+    # BEGIN SOLUTION
+    return (-g * np.sin(ctx.parents[0].data),)
+    # END SOLUTION
+
+
 @gradient_of("clip")
 def _clip(ctx, g):
     """Rule of `Tensor.clip`: g where low <= x <= high, 0 where the value was clipped."""
@@ -650,3 +666,9 @@ def _batch_norm2d(ctx, g):
         gx = gx.reshape(N, H, W, C).transpose(0, 3, 1, 2)
     return gx, (gw if weight.requires_grad else None), (gb if bias.requires_grad else None)
     # END SOLUTION
+
+
+# ---- custom ops written in Python (given): PyTorch's torch.autograd.Function, see tinytorch/function.py --
+from tinytorch.function import Function, FunctionCtx, function_backward  # noqa: E402,F401
+
+gradient_of("function")(function_backward)

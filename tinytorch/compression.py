@@ -423,7 +423,7 @@ def sparsity(model: Module, by_layer: bool = False):
     weights = prunable_weights(model)
     if by_layer:
         return {name: float((w.data == 0).mean()) for name, w in weights}
-    total = sum(w.size for _, w in weights)
+    total = sum(w.numel() for _, w in weights)
     return float(sum(int((w.data == 0).sum()) for _, w in weights) / max(total, 1))
 
 

@@ -80,7 +80,12 @@ class TensorDataset(Dataset):
         return len(self.arrays[0])
 
     def __getitem__(self, index: int) -> tuple:
-        """Sample `index`: one row of every array, the transform applied to the first."""
+        """Sample `index`: one row of every array, the transform applied to the first.
+
+        A slice (`ds[:64]`, as PyTorch allows) gives those samples stacked, as `get_batch` does.
+        """
+        if isinstance(index, slice):
+            return self.get_batch(np.arange(len(self))[index])
         if not -len(self) <= int(index) < len(self):
             raise IndexError(f"TensorDataset: index {index} is out of range for {len(self)} samples")
         # BEGIN SOLUTION
@@ -156,15 +161,21 @@ class DataLoader:
                 resumed at epoch e (`set_epoch(e)`) sees the same batches. Without a seed the
                 order comes from tinytorch's generator (`tt.manual_seed`).
     collate_fn  how to stack samples when the data set has no `get_batch` (default_collate)
+    num_workers, pin_memory  PyTorch's, accepted and ignored (batches are made in this process)
 
     Each batch is a tuple of Tensors (or one Tensor if samples are not tuples): float arrays
     become float32 Tensors, integer arrays (labels, token ids) keep their dtype.
     """
 
     def __init__(self, dataset: Dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
-                 seed: int | None = None, collate_fn: Callable | None = None):
+                 seed: int | None = None, collate_fn: Callable | None = None, num_workers: int = 0,
+                 pin_memory: bool = False):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+        if not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
+            raise ValueError(f"DataLoader: num_workers must be an integer >= 0, got {num_workers!r}")
+        # PyTorch's num_workers / pin_memory are accepted and change nothing: batches are made in this
+        # process, one vectorized get_batch per batch, and there is no GPU memory to pin for.
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)

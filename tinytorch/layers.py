@@ -31,6 +31,7 @@ from typing import Iterator
 import numpy as np
 
 from tinytorch import activations as F
+from tinytorch.devices import Device, check_device
 from tinytorch.tensor import DEFAULT_FLOAT, Tensor, TensorError, get_rng
 
 
@@ -246,8 +247,19 @@ class Module:
             p.grad = None
         # END SOLUTION
 
-    def to(self, dtype) -> "Module":
-        """Convert every floating-point parameter and buffer to `dtype` in place (e.g. np.float64)."""
+    def to(self, *args, dtype=None, device=None) -> "Module":
+        """Convert every floating-point parameter and buffer to `dtype` in place (e.g. np.float64).
+
+        PyTorch's `model.to(device)` is accepted for the CPU, the only device (see devices.py).
+        """
+        for arg in args:
+            if isinstance(arg, (str, Device)):
+                device = arg
+            else:
+                dtype = arg
+        check_device(device, f"{type(self).__name__}.to")
+        if dtype is None:
+            return self
         dtype = np.dtype(dtype)
         if dtype.kind != "f":
             raise TensorError(f"to: parameters must stay floating point, got dtype {dtype}")

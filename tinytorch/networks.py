@@ -250,7 +250,7 @@ class init:
 def count_parameters(model: Module, trainable_only: bool = False) -> int:
     """Number of learnable numbers (shared parameters counted once)."""
     # BEGIN SOLUTION
-    return sum(p.size for p in model.parameters() if p.requires_grad or not trainable_only)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
     # END SOLUTION
 
 

@@ -252,6 +252,65 @@ class AdamW(Adam):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
 
+# ---- RMSprop -----------------------------------------------------------------------------------------
+class RMSprop(Optimizer):
+    """RMSprop: divide each coordinate's step by a running root-mean-square of its gradient.
+
+    PyTorch's formulas (torch.optim.RMSprop), with g = p.grad:
+        g = g + weight_decay * p                  (L2 penalty, added to the gradient)
+        v = alpha * v + (1 - alpha) * g * g       (running mean of g^2, starts at 0)
+        avg = v                                   if not centered, else
+        g_avg = alpha * g_avg + (1 - alpha) * g;  avg = v - g_avg * g_avg   (a variance estimate)
+        step = g / (sqrt(avg) + eps)
+        buf = momentum * buf + step; step = buf   if momentum > 0 (buf starts at 0)
+        p = p - lr * step
+    """
+
+    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
+                 momentum: float = 0.0, centered: bool = False):
+        if not 0.0 <= alpha < 1.0:
+            raise ValueError(f"RMSprop: alpha must be in [0, 1), got {alpha}")
+        if eps < 0 or momentum < 0:
+            raise ValueError(f"RMSprop: eps and momentum must be >= 0, got eps={eps}, momentum={momentum}")
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                                      centered=bool(centered)))
+
+    def step(self) -> None:
+        for i, group, p in self._parameters():
+            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+            weight_decay, momentum, centered = group["weight_decay"], group["momentum"], group["centered"]
+            state = self.state.setdefault(i, {})
+            if "square_avg" not in state:
+                state["square_avg"] = np.zeros_like(p.data)
+                if momentum:
+                    state["momentum_buffer"] = np.zeros_like(p.data)
+                if centered:
+                    state["grad_avg"] = np.zeros_like(p.data)
+            # BEGIN SOLUTION
+            g = p.grad.data
+            if weight_decay:
+                g = g + weight_decay * p.data
+            v = state["square_avg"]
+            v *= alpha
+            v += (1 - alpha) * (g * g)
+            avg = v
+            if centered:
+                g_avg = state["grad_avg"]
+                g_avg *= alpha
+                g_avg += (1 - alpha) * g
+                avg = v - g_avg * g_avg
+            denom = np.sqrt(avg)
+            denom += eps
+            update = g / denom
+            if momentum:
+                buf = state["momentum_buffer"]
+                buf *= momentum
+                buf += update
+                update = buf
+            p.data -= (lr * update).astype(p.data.dtype, copy=False)
+            # END SOLUTION
+
+
 # ---- gradient clipping ----------------------------------------------------------------------------------
 def clip_grad_norm_(params: Iterable[Tensor], max_norm: float, norm_type: float = 2.0) -> float:
     """Scale all gradients together so that their global norm is at most `max_norm`; return the norm before.

@@ -253,3 +253,37 @@ class BatchNorm2d(Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.weight is not None}"
+
+
+# ---- PyTorch's adaptive pooling (given: one call of avg_pool2d) ----------------------------------------
+def adaptive_avg_pool2d(x: Tensor, output_size) -> Tensor:
+    """Average-pool (N, C, H, W) to (N, C, out_H, out_W) with equal windows: kernel = stride = H // out_H.
+
+    H and W must be multiples of the output size (PyTorch also handles uneven windows; asking for
+    them here is an error that says so). output_size 1 is the global average, kept 4-D.
+    """
+    if not isinstance(x, Tensor) or x.ndim != 4:
+        raise TensorError(f"adaptive_avg_pool2d: expected an (N, C, H, W) Tensor, got "
+                          f"{getattr(x, 'shape', type(x).__name__)}")
+    out_h, out_w = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+    H, W = x.shape[2:]
+    out_h, out_w = H if out_h is None else out_h, W if out_w is None else out_w
+    if not (isinstance(out_h, int) and isinstance(out_w, int) and 0 < out_h <= H and 0 < out_w <= W
+            and H % out_h == 0 and W % out_w == 0):
+        raise TensorError(f"adaptive_avg_pool2d: output size {output_size!r} must divide the input's height and "
+                          f"width {(H, W)} (equal windows only)")
+    return avg_pool2d(x, (H // out_h, W // out_w))
+
+
+class AdaptiveAvgPool2d(Module):
+    """nn.AdaptiveAvgPool2d: pool to a fixed output size (see adaptive_avg_pool2d)."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"

@@ -29,12 +29,16 @@ number of leading (batch) dimensions.
 """
 from __future__ import annotations
 
+import functools
 import math
 import operator
+from collections import namedtuple
 from types import SimpleNamespace
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from tinytorch.devices import CPU, Device, check_device
 
 DEFAULT_FLOAT = np.float32
 _F64 = np.dtype(np.float64)
@@ -85,6 +89,89 @@ class Context:
 
 
 _NOTHING_SAVED = Saved()  # shared by every op that saves nothing (rules only read ctx.saved)
+
+
+class GradFn:
+    """What PyTorch shows as `tensor.grad_fn`: a read-only view of the Context of a recorded op.
+
+    `name()` is PyTorch-styled ("MatmulBackward"); `next_functions` gives, per input, the GradFn of
+    the op that made it, an AccumulateGrad for a leaf that requires grad, or None.
+    """
+
+    __slots__ = ("context",)
+
+    def __init__(self, context: Context):
+        self.context = context
+
+    def name(self) -> str:
+        return "".join(part[:1].upper() + part[1:] for part in self.context.op.split("_")) + "Backward"
+
+    @property
+    def next_functions(self) -> tuple:
+        return tuple(((GradFn(p._ctx) if p._ctx is not None else AccumulateGrad(p) if p.requires_grad else None), 0)
+                     for p in self.context.parents)
+
+    def __repr__(self) -> str:
+        return f"<{self.name()}>"
+
+
+class AccumulateGrad:
+    """The end of a `next_functions` chain: the leaf whose `.grad` receives the gradient."""
+
+    __slots__ = ("variable",)
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    def name(self) -> str:
+        return "AccumulateGrad"
+
+    next_functions = ()
+
+    def __repr__(self) -> str:
+        return "<AccumulateGrad>"
+
+
+ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
+ValuesIndices.__doc__ = "What `x.max(dim)` / `tt.max(x, dim)` return, as in PyTorch: the values and where they are."
+
+
+def torch_dims(fn):
+    """Let `fn`, written with NumPy's `axis=`/`keepdims=`, also take PyTorch's `dim=`/`keepdim=`.
+
+    Given glue, not maths: it renames the keywords and calls `fn`; a call without keywords costs one
+    extra function call.
+    """
+    @functools.wraps(fn)
+    def with_torch_names(*args, **kwargs):
+        if kwargs:
+            _rename_dims(fn.__name__, kwargs)
+        return fn(*args, **kwargs)
+    return with_torch_names
+
+
+def torch_reduction_dims(fn):
+    """`torch_dims` for reductions `fn(self, axis=None, keepdims=False, ...)`, kept cheap for the hot
+    path: the wrapper has the same leading parameters, so a call costs no keyword repacking."""
+    @functools.wraps(fn)
+    def with_torch_names(self, axis=None, keepdims=False, *args, dim=None, keepdim=None, **kwargs):
+        if dim is not None:
+            if axis is not None:
+                raise TensorError(f"{fn.__name__}: give dim (PyTorch's name) or axis (NumPy's), not both")
+            axis = dim
+        if keepdim is not None:
+            keepdims = keepdim
+        return fn(self, axis, keepdims, *args, **kwargs)
+    return with_torch_names
+
+
+def _rename_dims(op: str, kwargs: dict) -> None:
+    for torch_name, numpy_name in (("dim", "axis"), ("keepdim", "keepdims")):
+        if torch_name in kwargs:
+            if numpy_name in kwargs:
+                raise TensorError(f"{op}: give {torch_name}= (PyTorch's name) or {numpy_name}= (NumPy's), not both")
+            kwargs[numpy_name] = kwargs.pop(torch_name)
+
 
 _rng = np.random.default_rng(0)
 
@@ -266,9 +353,20 @@ class Tensor:
         """self if it is floating point, else a float32 copy (ints have no gradient to lose)."""
         return self if self.data.dtype.kind == "f" else Tensor._wrap(self.data.astype(DEFAULT_FLOAT))
 
-    def backward(self, grad=None) -> None:
-        """Fill `.grad` of every leaf this tensor depends on (see module 09)."""
-        _autograd().backward(self, grad)
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False, grad=None) -> None:
+        """Fill `.grad` of every leaf this tensor depends on (see module 09).
+
+        `gradient` (PyTorch's name; `grad` is the older one here) is d(loss)/d(self) for a non-scalar
+        self. The graph is kept after backward, so `retain_graph` changes nothing; gradients of
+        gradients (`create_graph=True`) are not supported.
+        """
+        if create_graph or grad is not None:  # rare: checked off the common path (tiny ops are timed)
+            if create_graph:
+                raise TensorError("backward: create_graph=True (gradients of gradients) is not supported by TinyTorch")
+            if gradient is not None:
+                raise TensorError("backward: give gradient= or grad=, not both")
+            gradient = grad
+        _autograd().backward(self, gradient)
 
     # ---- properties --------------------------------------------------------------------------------
     @property
@@ -279,13 +377,25 @@ class Tensor:
     def ndim(self) -> int:
         return self.data.ndim
 
-    @property
-    def size(self) -> int:
-        """Number of elements (NumPy's meaning; PyTorch calls it numel())."""
-        return self.data.size
+    def size(self, dim: int | None = None):
+        """The shape, as PyTorch's `x.size()`; `x.size(d)` is the length of dimension d.
+
+        (NumPy's `.size`, the number of elements, is `x.numel()` here, as in PyTorch.)
+        """
+        if dim is None:
+            return self.data.shape
+        try:
+            return self.data.shape[dim]
+        except (IndexError, TypeError):
+            raise TensorError(f"size: dimension {dim!r} is out of range for shape {self.shape}") from None
 
     def numel(self) -> int:
+        """Number of elements."""
         return self.data.size
+
+    def dim(self) -> int:
+        """Number of dimensions (PyTorch's name for ndim)."""
+        return self.data.ndim
 
     @property
     def dtype(self):
@@ -319,13 +429,13 @@ class Tensor:
         return Tensor._wrap(self.data.astype(dtype))
 
     def float(self) -> "Tensor":
-        return self.astype(DEFAULT_FLOAT)
+        return self.to(DEFAULT_FLOAT)
 
     def double(self) -> "Tensor":
-        return self.astype(np.float64)
+        return self.to(np.float64)
 
     def long(self) -> "Tensor":
-        return self.astype(np.int64)
+        return self.to(np.int64)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         """Switch gradient tracking on (or off) for this leaf, in place; returns self."""
@@ -360,6 +470,13 @@ class Tensor:
 
     def __int__(self) -> int:
         return int(self.item())
+
+    def __index__(self) -> int:
+        """A one-element integer tensor can index a list: classes[pred.argmax()] (as in PyTorch)."""
+        if self.data.dtype.kind not in "iu" or self.data.size != 1:
+            raise TensorError(f"index: only a one-element integer tensor can be used as an index, got dtype "
+                              f"{self.dtype} and shape {self.shape}")
+        return int(self.data.item())
 
     def __format__(self, spec: str) -> str:
         return format(self.item(), spec) if spec and self.data.size == 1 else format(str(self), spec)
@@ -480,6 +597,26 @@ class Tensor:
         return Tensor._make(np.abs(self.data), "abs", (self,))
         # END SOLUTION
 
+    def sin(self) -> "Tensor":
+        """Element-wise sine.
+
+        Records "sin" (rule `_sin`), saving nothing: d sin(x) = cos(x) dx needs only the parent.
+        """
+        x = self._floating()
+        # BEGIN SOLUTION
+        return Tensor._make(np.sin(x.data), "sin", (x,))
+        # END SOLUTION
+
+    def cos(self) -> "Tensor":
+        """Element-wise cosine.
+
+        Records "cos" (rule `_cos`), saving nothing: d cos(x) = -sin(x) dx needs only the parent.
+        """
+        x = self._floating()
+        # BEGIN SOLUTION
+        return Tensor._make(np.cos(x.data), "cos", (x,))
+        # END SOLUTION
+
     def clip(self, low=None, high=None) -> "Tensor":
         """Limit values to [low, high]; either bound may be None. The gradient is 0 where clipped.
 
@@ -496,7 +633,9 @@ class Tensor:
         return Tensor._make(np.clip(x.data, low, high), "clip", (x,), low=low, high=high)
         # END SOLUTION
 
-    clamp = clip
+    def clamp(self, min=None, max=None) -> "Tensor":
+        """PyTorch's name (and keywords) for clip: x.clamp(min=0)."""
+        return self.clip(min, max)
 
     def maximum(self, other) -> "Tensor":
         """Element-wise maximum of two tensors (broadcasting); ties send the gradient to `self`.
@@ -639,6 +778,7 @@ class Tensor:
             return self.data.size
         return math.prod(self.data.shape[a] for a in ((axis,) if isinstance(axis, int) else axis))
 
+    @torch_reduction_dims
     def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
         """Sum over `axis` (int, tuple or None for all).
 
@@ -651,6 +791,7 @@ class Tensor:
         return Tensor._make(data, "sum", (self,), axis=axis, keepdims=keepdims)
         # END SOLUTION
 
+    @torch_reduction_dims
     def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
         """Average over `axis` (float32 for integer tensors).
 
@@ -665,6 +806,7 @@ class Tensor:
         return Tensor._make(data, "mean", (self,), axis=axis, keepdims=keepdims)
         # END SOLUTION
 
+    @torch_reduction_dims
     def var(self, axis=None, keepdims: bool = False, unbiased: bool = False) -> "Tensor":
         """Variance, composed from mean, sub, mul and sum (so it is differentiable for free).
 
@@ -681,6 +823,7 @@ class Tensor:
         return (centred * centred).sum(axis=axis, keepdims=keepdims) / (n - 1 if unbiased else n)
         # END SOLUTION
 
+    @torch_reduction_dims
     def std(self, axis=None, keepdims: bool = False, unbiased: bool = False) -> "Tensor":
         return self.var(axis=axis, keepdims=keepdims, unbiased=unbiased).sqrt()
 
@@ -696,27 +839,45 @@ class Tensor:
         return Tensor._make(out, op, (self,), axis=axis, keepdims=keepdims, out=out)
         # END SOLUTION
 
-    def max(self, axis=None, keepdims: bool = False) -> "Tensor":
-        """Largest value over `axis`; ties share the gradient equally."""
-        return self._extreme("max", np.max, axis, keepdims)
+    def max(self, dim=None, keepdim: bool = False, *, axis=None, keepdims: bool = False):
+        """Largest value; ties share the gradient equally.
 
-    def min(self, axis=None, keepdims: bool = False) -> "Tensor":
-        """Smallest value over `axis`; ties share the gradient equally."""
-        return self._extreme("min", np.min, axis, keepdims)
+        x.max(), NumPy's x.max(axis=1) and several dims x.max((0, 2)) give a Tensor; PyTorch's x.max(1)
+        / x.max(dim=1) give (values, indices), as torch.max does; x.max(other) is the element-wise maximum.
+        """
+        if isinstance(dim, Tensor):
+            return self.maximum(dim)
+        if dim is None or isinstance(dim, (tuple, list)):  # all axes, NumPy's axis=, or several (torch.amax)
+            return self._extreme("max", np.max, dim if axis is None else axis, keepdims or keepdim)
+        if axis is not None:
+            raise TensorError("max: give dim (PyTorch's name) or axis (NumPy's), not both")
+        return ValuesIndices(self._extreme("max", np.max, dim, keepdim), self.argmax(dim, keepdim))
+
+    def min(self, dim=None, keepdim: bool = False, *, axis=None, keepdims: bool = False):
+        """Smallest value; the same forms as max."""
+        if isinstance(dim, Tensor):
+            return self.minimum(dim)
+        if dim is None or isinstance(dim, (tuple, list)):  # all axes, NumPy's axis=, or several (torch.amax)
+            return self._extreme("min", np.min, dim if axis is None else axis, keepdims or keepdim)
+        if axis is not None:
+            raise TensorError("min: give dim (PyTorch's name) or axis (NumPy's), not both")
+        return ValuesIndices(self._extreme("min", np.min, dim, keepdim), self.argmin(dim, keepdim))
 
     def _arg_extreme(self, op: str, fn, axis, keepdims) -> "Tensor":
         if axis is not None and not isinstance(axis, (int, np.integer)):
             raise TensorError(f"{op}: axis must be an int or None, got {axis!r}")
         if axis is not None:
             axis = self._check_axis(op, axis)
-        if self.data.size == 0:
+        if self.data.size == 0 and self._reduced_count(axis) == 0:
             raise TensorError(f"{op}: an empty tensor (shape {self.shape}) has no {op[3:]}imum")
         return Tensor._wrap(np.asarray(fn(self.data, axis=axis, keepdims=keepdims)))
 
+    @torch_reduction_dims
     def argmax(self, axis=None, keepdims: bool = False) -> "Tensor":
         """Index of the largest value (int64, no gradient); over the flattened tensor if axis is None."""
         return self._arg_extreme("argmax", np.argmax, axis, keepdims)
 
+    @torch_reduction_dims
     def argmin(self, axis=None, keepdims: bool = False) -> "Tensor":
         return self._arg_extreme("argmin", np.argmin, axis, keepdims)
 
@@ -730,7 +891,7 @@ class Tensor:
         shape = _shape_arg(shape)
         # BEGIN SOLUTION
         data = numpy_call("reshape", np.reshape, self.data, shape,
-                          explain=f"the new shape must hold the same {self.size} elements (one dimension may be -1)")
+                          explain=f"the new shape must hold the same {self.numel()} elements (one dimension may be -1)")
         return Tensor._make(data, "reshape", (self,))
         # END SOLUTION
 
@@ -766,6 +927,7 @@ class Tensor:
     def T(self) -> "Tensor":
         return self.permute(*reversed(range(self.ndim)))
 
+    @torch_dims
     def squeeze(self, axis=None) -> "Tensor":
         """Drop dimensions of size 1 (all of them, or just `axis`, which must have size 1)."""
         if axis is None:
@@ -779,6 +941,7 @@ class Tensor:
             shape = self.shape[:axis % self.ndim] + self.shape[axis % self.ndim + 1:]
         return self.reshape(shape)
 
+    @torch_dims
     def unsqueeze(self, axis: int) -> "Tensor":
         """Insert a dimension of size 1 at `axis` (-1 appends one at the end)."""
         ndim = self.data.ndim
@@ -819,6 +982,7 @@ class Tensor:
         return self.broadcast_to(tuple(self.shape[i - offset] if s == -1 and i >= offset else s
                                        for i, s in enumerate(sizes)))
 
+    @torch_dims
     def split(self, split_size, axis: int = 0) -> list["Tensor"]:
         """Cut along `axis` into pieces of `split_size` (the last may be shorter) or of the listed sizes."""
         axis = self._check_axis("split", axis)
@@ -876,16 +1040,282 @@ class Tensor:
         from tinytorch.activations import tanh
         return tanh(self)
 
+    @torch_dims
     def softmax(self, axis: int = -1) -> "Tensor":
         from tinytorch.activations import softmax
         return softmax(self, axis)
 
+    @torch_dims
     def log_softmax(self, axis: int = -1) -> "Tensor":
         from tinytorch.activations import log_softmax
         return log_softmax(self, axis)
 
+    # ---- in-place updates (given): PyTorch's `x += y`, `x.add_(y)`, `x.zero_()` ... ----------------------
+    # They write into `.data` (so NumPy views of it, and `from_numpy` arrays, see the change) and return
+    # self. Autograd records no in-place op, so `_check_in_place` refuses the updates that would make
+    # a gradient wrong, with PyTorch's rules: a leaf that requires grad may change only inside
+    # no_grad() (how optimizers and `p -= lr * p.grad` update parameters); a tensor computed by a
+    # recorded op never (its value may be needed by backward; write `x = x + y` instead).
+    def _check_in_place(self, op: str, other=None) -> None:
+        if self._ctx is not None:
+            raise TensorError(f"{op}: cannot change a tensor computed by a recorded op ('{self._ctx.op}', shape "
+                              f"{self.shape}) in place: backward may need its old value. Write x = x + y (a new "
+                              "tensor) instead, or detach() it first")
+        if grad_mode.enabled:
+            if self.requires_grad:
+                raise TensorError(f"{op}: a leaf tensor that requires grad (shape {self.shape}) cannot be changed "
+                                  "in place while gradients are recorded. Update parameters inside `with "
+                                  "tt.no_grad():` (as optimizers do), or write x = x + y for a new tensor")
+            if isinstance(other, Tensor) and other.requires_grad:
+                raise TensorError(f"{op}: the value written in place requires grad, but in-place ops are not "
+                                  "recorded by autograd; write x = x + y (a new tensor) so the gradient flows")
+
+    def _in_place(self, op: str, ufunc, other) -> "Tensor":
+        """self.data = ufunc(self.data, other), written into the same array; dtype and shape stay."""
+        self._check_in_place(op, other)
+        try:
+            ufunc(self.data, other.data if isinstance(other, Tensor) else other, out=self.data)
+        except (ValueError, TypeError) as exc:  # a shape that does not fit, a dtype that cannot hold the result
+            raise TensorError(f"{op}: cannot write the result into this tensor of shape {self.shape} and dtype "
+                              f"{self.dtype} ({exc}); an in-place op keeps the tensor's shape and dtype") from None
+        return self
+
+    def _write(self, op: str, values, casting: str = "unsafe") -> "Tensor":
+        """Copy `values` (broadcast) into self.data, converting to self's dtype."""
+        self._check_in_place(op, values)
+        try:
+            np.copyto(self.data, values.data if isinstance(values, Tensor) else values, casting=casting)
+        except (ValueError, TypeError) as exc:
+            raise TensorError(f"{op}: cannot write into this tensor of shape {self.shape} and dtype {self.dtype} "
+                              f"({exc})") from None
+        return self
+
+    def __iadd__(self, other):
+        return self._in_place("add_ (+=)", np.add, other)
+
+    def __isub__(self, other):
+        return self._in_place("sub_ (-=)", np.subtract, other)
+
+    def __imul__(self, other):
+        return self._in_place("mul_ (*=)", np.multiply, other)
+
+    def __itruediv__(self, other):
+        return self._in_place("div_ (/=)", np.true_divide, other)
+
+    def add_(self, other, alpha=1) -> "Tensor":
+        return self._in_place("add_", np.add, other if alpha == 1 else _scaled(other, alpha))
+
+    def sub_(self, other, alpha=1) -> "Tensor":
+        return self._in_place("sub_", np.subtract, other if alpha == 1 else _scaled(other, alpha))
+
+    def mul_(self, other) -> "Tensor":
+        return self._in_place("mul_", np.multiply, other)
+
+    def div_(self, other) -> "Tensor":
+        return self._in_place("div_", np.true_divide, other)
+
+    def zero_(self) -> "Tensor":
+        return self._write("zero_", 0)
+
+    def fill_(self, value) -> "Tensor":
+        return self._write("fill_", value)
+
+    def copy_(self, src) -> "Tensor":
+        """Copy `src` (broadcast to self's shape, converted to self's dtype) into self."""
+        return self._write("copy_", src)
+
+    def clamp_(self, min=None, max=None) -> "Tensor":
+        if min is None and max is None:
+            raise TensorError("clamp_: give at least one of min and max")
+        self._check_in_place("clamp_")
+        np.clip(self.data, min, max, out=self.data)
+        return self
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> "Tensor":
+        return self._write("normal_", _rng.normal(mean, std, self.shape))
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> "Tensor":
+        return self._write("uniform_", _rng.uniform(a, b, self.shape))
+
+    def scatter_(self, dim: int, index, src=None, value=None) -> "Tensor":
+        """self[index[i, j], j] = src[i, j] (dim 0) and so on: NumPy's put_along_axis; `value` for one number."""
+        if (src is None) == (value is None):
+            raise TensorError("scatter_: give exactly one of src (a tensor) and value (a number)")
+        self._check_in_place("scatter_", src)
+        idx = np.asarray(index.data if isinstance(index, Tensor) else index)
+        idx = idx.reshape(1) if idx.ndim == 0 and self.ndim == 1 else idx
+        try:
+            np.put_along_axis(self.data, idx, value if src is None else np.asarray(src), axis=dim)
+        except (ValueError, IndexError, TypeError) as exc:
+            raise TensorError(f"scatter_: index of shape {idx.shape} along dim {dim} does not fit a tensor of "
+                              f"shape {self.shape} ({exc})") from None
+        return self
+
+    # ---- PyTorch's names for what is above (given: each one line over an op of this module) -----------
+    @property
+    def grad_fn(self) -> GradFn | None:
+        """The recorded op that made this tensor (None for a leaf), as PyTorch prints it."""
+        return None if self._ctx is None else GradFn(self._ctx)
+
+    @property
+    def device(self):
+        """Always the CPU: TinyTorch computes with NumPy."""
+        return CPU
+
+    is_cuda = False
+
+    def to(self, *args, **kwargs) -> "Tensor":
+        """PyTorch's x.to(device), x.to(dtype), x.to(other_tensor), x.to(device, dtype).
+
+        The device must be the CPU. Returns self when nothing changes. A dtype change gives a copy
+        cut from the graph, so it is refused on a tensor that requires grad while gradients are
+        recorded (convert the inputs or the model before the forward pass instead).
+        """
+        dtype, device = kwargs.pop("dtype", None), kwargs.pop("device", None)
+        copy = kwargs.pop("copy", False)
+        kwargs.pop("non_blocking", None)
+        if kwargs:
+            raise TensorError(f"to: unexpected arguments {sorted(kwargs)}")
+        for arg in args:
+            if isinstance(arg, Tensor):
+                dtype = arg.dtype
+            elif isinstance(arg, (str, Device)):  # "cpu", "cuda:0", tt.device("cpu")
+                device = arg
+            else:
+                dtype = arg
+        check_device(device, "to")
+        if dtype is None or _dtype_of(dtype, "to") == self.data.dtype:
+            return self.clone() if copy else self
+        if grad_mode.enabled and self.requires_grad:
+            raise TensorError(f"to: converting a tensor that requires grad from {self.dtype} to "
+                              f"{np.dtype(dtype)} would cut it from the graph; convert inputs or the model "
+                              "(model.double()) before the forward pass")
+        return self.astype(dtype)
+
+    def cpu(self) -> "Tensor":
+        return self
+
+    def cuda(self, device=None) -> "Tensor":
+        check_device(device or "cuda", "cuda")
+        return self
+
+    def bool(self) -> "Tensor":
+        return self.to(np.bool_)
+
+    def int(self) -> "Tensor":
+        return self.to(np.int32)
+
+    def t(self) -> "Tensor":
+        """Transpose of a matrix (a 0-d or 1-d tensor is returned as it is)."""
+        if self.ndim > 2:
+            raise TensorError(f"t: expects a tensor with at most 2 dimensions, got shape {self.shape}; use transpose")
+        return self if self.ndim < 2 else self.transpose(0, 1)
+
+    def add(self, other, alpha=1) -> "Tensor":
+        return self + (other if alpha == 1 else other * alpha)
+
+    def sub(self, other, alpha=1) -> "Tensor":
+        return self - (other if alpha == 1 else other * alpha)
+
+    def mul(self, other) -> "Tensor":
+        return self * other
+
+    def div(self, other) -> "Tensor":
+        return self / other
+
+    def neg(self) -> "Tensor":
+        return -self
+
+    def square(self) -> "Tensor":
+        return self * self
+
+    mm = matmul
+
+    def pow(self, exponent) -> "Tensor":
+        """self ** exponent; the exponent may also be a tensor (that needs no gradient), broadcast with self.
+
+        A tensor exponent is handled as a sum of powers by constant exponents, one per distinct value
+        (at most 16), each kept where the exponent has that value: the gradient is then module 09's.
+        """
+        if not isinstance(exponent, Tensor):
+            return self ** exponent
+        if exponent.requires_grad and grad_mode.enabled:
+            raise TensorError("pow: an exponent that requires grad is not supported; use (b * a.log()).exp()")
+        e = exponent.data
+        values = np.unique(e)
+        if values.size > 16:
+            raise TensorError(f"pow: a tensor exponent may hold at most 16 distinct values, got {values.size}")
+        try:
+            shape = np.broadcast_shapes(self.shape, e.shape)
+        except ValueError:
+            raise TensorError(f"pow: shapes {_shape_str(self, e)} (base, exponent) do not broadcast") from None
+        base = self if self.shape == shape else self.broadcast_to(shape)
+        total = None
+        for v in values.tolist():
+            term = (base ** v).masked_fill(np.broadcast_to(e != v, shape), 0)
+            total = term if total is None else total + term
+        return total
+
+    def eq(self, other) -> "Tensor":
+        return self == other
+
+    def ne(self, other) -> "Tensor":
+        return self != other
+
+    def gt(self, other) -> "Tensor":
+        return self > other
+
+    def lt(self, other) -> "Tensor":
+        return self < other
+
+    def view_as(self, other) -> "Tensor":
+        return self.reshape(other.shape)
+
+    reshape_as = view_as
+
+    def expand_as(self, other) -> "Tensor":
+        return self.broadcast_to(other.shape)
+
+    def new_tensor(self, data, dtype=None, requires_grad: bool = False) -> "Tensor":
+        """A new tensor from `data`, with self's dtype unless `dtype` is given."""
+        return Tensor(data, dtype=self.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        check_device(device, "new_full")
+        return full(size, fill_value, dtype=self.dtype if dtype is None else dtype, requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        return self.new_full(_shape_arg(size), 0, dtype, device, requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        return self.new_full(_shape_arg(size), 1, dtype, device, requires_grad)
+
+    new_empty = new_zeros
+
+    _TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+                   "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor", "int8": "CharTensor",
+                   "uint8": "ByteTensor", "bool": "BoolTensor"}
+
+    def type(self, dtype=None):
+        """With no argument, the type name ('tinytorch.FloatTensor'); with a dtype, self.to(dtype)."""
+        if dtype is None:
+            return "tinytorch." + self._TYPE_NAMES.get(self.data.dtype.name, self.data.dtype.name)
+        return self.to(dtype)
+
 
 _new_tensor = object.__new__  # Tensor._make skips __init__: its data is already a checked ndarray
+
+
+def _scaled(other, alpha):
+    """other * alpha for the `alpha=` of add_/sub_, as an array (in-place ops need no graph)."""
+    return (other.data if isinstance(other, Tensor) else np.asarray(other)) * alpha
+
+
+def _dtype_of(dtype, op: str) -> np.dtype:
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise TensorError(f"{op}: {dtype!r} is not a dtype (use tt.float32, tt.int64, np.float64, ...)") from None
 
 
 def _autograd():
@@ -918,6 +1348,7 @@ def _list_index(items: list) -> np.ndarray:
 
 
 # ---- functions of several tensors -------------------------------------------------------------------
+@torch_dims
 def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis; all other dimensions must match: (2, 3) + (2, 4) -> (2, 7) on axis 1.
 
@@ -943,6 +1374,7 @@ def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     # END SOLUTION
 
 
+@torch_dims
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join same-shaped tensors along a new axis."""
     tensors = as_tensors(tensors)
@@ -998,43 +1430,148 @@ def pad(x: Tensor, pad_width, value: float = 0.0) -> Tensor:
 
 
 # ---- functions that build tensors -------------------------------------------------------------------
-def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
+# PyTorch's signatures: `dtype=` (float32 when None for floating-point data), `device=` (only the CPU
+# exists, see tinytorch/devices.py) and `requires_grad=`.
+def _float_dtype(dtype):
+    return DEFAULT_FLOAT if dtype is None else dtype
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    check_device(device, "tensor")
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
 
 
-def zeros(*shape, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor that SHARES `array`'s memory and keeps its dtype (float64 stays float64, as in PyTorch):
+    changing one changes the other."""
+    if not isinstance(array, np.ndarray):
+        raise TensorError(f"from_numpy: expected a NumPy array, got {type(array).__name__} (use tt.tensor)")
+    if array.dtype.kind not in "fiub":
+        raise TensorError(f"from_numpy: unsupported dtype {array.dtype}; use a float, integer or bool array")
+    return Tensor._wrap(array)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """Like tensor(), but shares memory with `data` when it already is an array of the right dtype."""
+    check_device(device, "as_tensor")
+    if isinstance(data, Tensor) and dtype is None:
+        return data
+    if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype):
+        return from_numpy(data)
+    return Tensor(data, dtype=dtype)
+
+
+def zeros(*shape, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    check_device(device, "zeros")
+    dtype = _float_dtype(dtype)
     return Tensor(np.zeros(_shape_arg(shape), dtype=dtype), dtype=dtype, requires_grad=requires_grad)
 
 
-def ones(*shape, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+def ones(*shape, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    check_device(device, "ones")
+    dtype = _float_dtype(dtype)
     return Tensor(np.ones(_shape_arg(shape), dtype=dtype), dtype=dtype, requires_grad=requires_grad)
 
 
-def full(shape, value, dtype=DEFAULT_FLOAT, requires_grad: bool = False) -> Tensor:
+def empty(*shape, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """PyTorch leaves the values unset; here they are zeros (any value is allowed, zeros are reproducible)."""
+    return zeros(*shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def full(shape, value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    check_device(device, "full")
+    dtype = _float_dtype(dtype)
     return Tensor(np.full(shape, value, dtype=dtype), dtype=dtype, requires_grad=requires_grad)
 
 
-def zeros_like(x: Tensor, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.zeros_like(x.data), dtype=x.dtype, requires_grad=requires_grad)
+def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """The n x m identity matrix (ones on the diagonal)."""
+    check_device(device, "eye")
+    dtype = _float_dtype(dtype)
+    return Tensor(np.eye(n, m, dtype=dtype), dtype=dtype, requires_grad=requires_grad)
 
 
-def ones_like(x: Tensor, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.ones_like(x.data), dtype=x.dtype, requires_grad=requires_grad)
+def linspace(start, end, steps: int, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """`steps` evenly spaced values from start to end, both included."""
+    check_device(device, "linspace")
+    dtype = _float_dtype(dtype)
+    return Tensor(np.linspace(start, end, steps, dtype=dtype), dtype=dtype, requires_grad=requires_grad)
 
 
-def randn(*shape, requires_grad: bool = False) -> Tensor:
-    """Standard normal samples (float32) from TinyTorch's seeded generator."""
-    return Tensor(_rng.standard_normal(_shape_arg(shape), dtype=DEFAULT_FLOAT), requires_grad=requires_grad)
+def _like(x: Tensor, dtype, device, op: str):
+    check_device(device, op)
+    if not isinstance(x, Tensor):
+        raise TensorError(f"{op}: expected a Tensor, got {type(x).__name__}")
+    return x.shape, (x.dtype if dtype is None else dtype)
 
 
-def rand(*shape, requires_grad: bool = False) -> Tensor:
-    """Uniform samples in [0, 1) (float32) from TinyTorch's seeded generator."""
-    return Tensor(_rng.random(_shape_arg(shape), dtype=DEFAULT_FLOAT), requires_grad=requires_grad)
+def zeros_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    shape, dtype = _like(x, dtype, device, "zeros_like")
+    return Tensor(np.zeros(shape, dtype=dtype), dtype=dtype, requires_grad=requires_grad)
 
 
-def arange(*args, dtype=None) -> Tensor:
+def ones_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    shape, dtype = _like(x, dtype, device, "ones_like")
+    return Tensor(np.ones(shape, dtype=dtype), dtype=dtype, requires_grad=requires_grad)
+
+
+def full_like(x: Tensor, value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    shape, dtype = _like(x, dtype, device, "full_like")
+    return Tensor(np.full(shape, value, dtype=dtype), dtype=dtype, requires_grad=requires_grad)
+
+
+empty_like = zeros_like
+
+
+def _random_dtype(dtype, op: str):
+    dtype = np.dtype(_float_dtype(dtype))
+    if dtype.kind != "f":
+        raise TensorError(f"{op}: random floats need a floating-point dtype, got {dtype} (use randint for integers)")
+    return dtype
+
+
+def randn(*shape, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples (float32 unless dtype says otherwise) from TinyTorch's seeded generator."""
+    check_device(device, "randn")
+    dtype = _random_dtype(dtype, "randn")
+    return Tensor(_rng.standard_normal(_shape_arg(shape), dtype=dtype), dtype=dtype, requires_grad=requires_grad)
+
+
+def rand(*shape, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) (float32 unless dtype says otherwise) from TinyTorch's seeded generator."""
+    check_device(device, "rand")
+    dtype = _random_dtype(dtype, "rand")
+    return Tensor(_rng.random(_shape_arg(shape), dtype=dtype), dtype=dtype, requires_grad=requires_grad)
+
+
+def randn_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    shape, dtype = _like(x, dtype, device, "randn_like")
+    return randn(*shape, dtype=_random_dtype(dtype, "randn_like"), requires_grad=requires_grad)
+
+
+def rand_like(x: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    shape, dtype = _like(x, dtype, device, "rand_like")
+    return rand(*shape, dtype=_random_dtype(dtype, "rand_like"), requires_grad=requires_grad)
+
+
+def randint(*args, size=None, dtype=np.int64, device=None) -> Tensor:
+    """Random integers in [low, high): randint(high, size) or randint(low, high, size), as in PyTorch."""
+    check_device(device, "randint")
+    if size is None and args and isinstance(args[-1], (tuple, list)):
+        args, size = args[:-1], args[-1]
+    if size is None or len(args) not in (1, 2):
+        raise TensorError(f"randint: call randint(high, size) or randint(low, high, size), got {args!r} size={size!r}")
+    low, high = (0, args[0]) if len(args) == 1 else args
+    if high <= low:
+        raise TensorError(f"randint: high ({high}) must be larger than low ({low})")
+    return Tensor(_rng.integers(low, high, size=_shape_arg(tuple(size)) if not isinstance(size, int) else size,
+                                dtype=dtype), dtype=dtype)
+
+
+def arange(*args, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    check_device(device, "arange")
     data = np.arange(*args, dtype=dtype)
-    return Tensor(data, dtype=dtype)
+    return Tensor(data, dtype=dtype, requires_grad=requires_grad)
 
 
 def as_tensors(values: Iterable) -> list[Tensor]:

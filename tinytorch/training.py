@@ -183,7 +183,7 @@ def evaluate(model, loader, loss_fn=None) -> tuple[float, float | None]:
         with no_grad():
             for inputs, targets in loader:
                 logits = model(inputs)
-                n = int(targets.size)
+                n = int(np.size(targets.data if isinstance(targets, Tensor) else targets))
                 total_loss += float(loss_fn(logits, targets).item()) * n
                 total_count += n
                 c = _count_correct(logits, targets)
@@ -348,7 +348,7 @@ class Trainer:
                                     "clip gradients (max_grad_norm), or check the inputs for NaN")
             if self.scheduler is not None and self.scheduler_interval == "batch":
                 self.scheduler.step()
-            n = int(targets.size)
+            n = int(np.size(targets.data if isinstance(targets, Tensor) else targets))
             total_loss += loss * n
             total_count += n
             c = _count_correct(outputs, targets)

@@ -46,7 +46,7 @@ def test_tensor_of_tensor_keeps_dtype_and_detach_astype_keep_float64():
 
 def test_properties_shape_ndim_size_dtype_and_grad_present_from_the_start():
     t = Tensor(np.zeros((2, 3, 4)))
-    assert (t.shape, t.ndim, t.size, t.numel()) == ((2, 3, 4), 3, 24, 24)
+    assert (t.shape, t.ndim, t.size(), t.size(1), t.numel()) == ((2, 3, 4), 3, (2, 3, 4), 3, 24)
     assert t.grad is None and t.requires_grad is False and t.is_leaf
     w = Tensor([1.0], requires_grad=True)
     assert w.requires_grad and w.grad is None
@@ -154,6 +154,8 @@ def test_pow_neg_exp_log_sqrt_abs():
     assert_close(-x, -a); assert_close(x.exp(), np.exp(a), rtol=1e-5)
     assert_close(x.log(), np.log(a)); assert_close(x.sqrt(), np.sqrt(a))
     assert_close((-x).abs(), a)
+    assert_close(x.sin(), np.sin(a)); assert_close(x.cos(), np.cos(a))
+    assert Tensor([0, 1]).sin().dtype == np.float32, "sin of integers is float32"
     assert (Tensor([2, 3]) ** 2).dtype == np.int64 and (Tensor([2, 4]) ** -1).dtype == np.float32
     assert_close(Tensor([2, 4]) ** -1, [0.5, 0.25])
     assert Tensor([1, 2]).exp().dtype == np.float32, "exp of integers is float32"
@@ -235,8 +237,8 @@ def test_sum_mean_max_min_var_match_numpy(axis, keepdims):
     x = Tensor(a)
     for name, got, want in [("sum", x.sum(axis, keepdims), a.sum(axis, keepdims=keepdims)),
                             ("mean", x.mean(axis, keepdims), a.mean(axis, keepdims=keepdims)),
-                            ("max", x.max(axis, keepdims), a.max(axis, keepdims=keepdims)),
-                            ("min", x.min(axis, keepdims), a.min(axis, keepdims=keepdims)),
+                            ("max", x.max(axis=axis, keepdims=keepdims), a.max(axis, keepdims=keepdims)),
+                            ("min", x.min(axis=axis, keepdims=keepdims), a.min(axis, keepdims=keepdims)),
                             ("var", x.var(axis, keepdims), a.var(axis, keepdims=keepdims)),
                             ("std", x.std(axis, keepdims), a.std(axis, keepdims=keepdims))]:
         assert isinstance(got.data, np.ndarray), f"{name}: .data must be an ndarray even for a 0-d result"
@@ -272,7 +274,7 @@ def test_empty_reductions_say_so():
         Tensor(np.zeros((0, 3))).mean()
     with pytest.raises(TensorError, match="max"):
         Tensor(np.zeros((0, 3))).max(0)
-    assert Tensor(np.zeros((0, 3))).max(1).shape == (0,), "reducing the non-empty axis of an empty tensor is fine"
+    assert Tensor(np.zeros((0, 3))).max(axis=1).shape == (0,), "reducing the non-empty axis of an empty tensor is fine"
     assert Tensor(np.zeros((0, 3))).sum().item() == 0.0
 
 
@@ -412,7 +414,8 @@ def test_ops_record_their_name_parents_and_saved_values_only_when_needed():
     y = x * c
     assert y.requires_grad and y._ctx.op == "mul", "mul of a tensor that requires grad records the op"
     assert len(y._ctx.parents) == 2 and y._ctx.parents[0] is x and y._ctx.parents[1] is c
-    expected = {"add": x + c, "sub": x - c, "div": x / c, "neg": -x, "abs": x.abs(), "matmul": x @ c.T,
+    expected = {"add": x + c, "sub": x - c, "div": x / c, "neg": -x, "abs": x.abs(), "sin": x.sin(), "cos": x.cos(),
+                "matmul": x @ c.T,
                 "reshape": x.reshape(3, 2), "getitem": x[0], "maximum": x.maximum(c), "minimum": x.minimum(c),
                 "broadcast_to": x.broadcast_to(4, 2, 3), "where": where(c.data > 0, x, c)}
     for op, out in expected.items():
@@ -425,7 +428,7 @@ def test_ops_record_their_name_parents_and_saved_values_only_when_needed():
     assert saved(x.clip(-1, 1)) == {"low": -1, "high": 1}
     assert saved(x.sum(1, True)) == {"axis": 1, "keepdims": True}
     assert saved(x.mean()) == {"axis": None, "keepdims": False}
-    m = x.max(0)
+    m = x.max(axis=0)
     assert m._ctx.op == "max" and saved(m).keys() == {"axis", "keepdims", "out"}
     assert m._ctx.saved.axis == 0 and m._ctx.saved.keepdims is False and np.array_equal(m._ctx.saved.out, m.data)
     assert saved(x.permute(1, 0)) == {"axes": (1, 0)} and saved(x.permute(-1, 0)) == {"axes": (1, 0)}

@@ -209,5 +209,5 @@ def test_nan_and_inf_propagate_like_numpy(special, shape):
     a = np.full(shape, special, dtype=np.float32)
     with np.errstate(all="ignore"):
         for ours, theirs in [(Tensor(a).exp(), np.exp(a)), ((Tensor(a) * 2).sum(), (a * 2).sum()),
-                             (Tensor(a).max(0), a.max(0)), (Tensor(a) @ Tensor(a.T), a @ a.T)]:
+                             (Tensor(a).max(axis=0), a.max(0)), (Tensor(a) @ Tensor(a.T), a @ a.T)]:
             np.testing.assert_array_equal(ours.data, theirs)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tinytorch as tt
-from tinytorch.optim import (SGD, Adam, AdamW, CosineAnnealingLR, LinearWarmupDecay, OneCycleLR, Optimizer,
+from tinytorch.optim import (SGD, Adam, AdamW, RMSprop, CosineAnnealingLR, LinearWarmupDecay, OneCycleLR, Optimizer,
                              StepLR, clip_grad_norm_)
 from tinytorch.tensor import Tensor
 from tinytorch.testing import assert_close
@@ -68,6 +68,25 @@ def adam_reference(lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled
         m_hat = m / (1 - betas[0] ** t)
         v_hat = v / (1 - betas[1] ** t)
         p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
+        out.append(p)
+    return out
+
+
+def rmsprop_reference(lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    p = rand(3, 4).astype(np.float64)
+    v, g_avg, buf, out = np.zeros_like(p), np.zeros_like(p), np.zeros_like(p), []
+    for g in GRADS:
+        g = g + weight_decay * p
+        v = alpha * v + (1 - alpha) * g * g
+        avg = v
+        if centered:
+            g_avg = alpha * g_avg + (1 - alpha) * g
+            avg = v - g_avg * g_avg
+        step = g / (np.sqrt(avg) + eps)
+        if momentum:
+            buf = momentum * buf + step
+            step = buf
+        p = p - lr * step
         out.append(p)
     return out
 
@@ -132,9 +151,23 @@ def test_adamw_decays_the_weights_directly():
     assert AdamW([Tensor(np.zeros(1, np.float32), requires_grad=True)]).param_groups[0]["weight_decay"] == 0.01
 
 
+# ---- RMSprop -------------------------------------------------------------------------------------------
+def test_rmsprop_matches_pytorch_formula():
+    check_against(run(lambda ps: RMSprop(ps, lr=0.01)), rmsprop_reference(0.01), "RMSprop(lr=0.01)")
+
+
+def test_rmsprop_with_momentum_weight_decay_and_centering_matches_pytorch():
+    kwargs = dict(alpha=0.9, weight_decay=0.1, momentum=0.5, centered=True)
+    check_against(run(lambda ps: RMSprop(ps, lr=0.01, **kwargs)), rmsprop_reference(0.01, **kwargs),
+                  "RMSprop(alpha=0.9, weight_decay=0.1, momentum=0.5, centered=True)")
+    check_against(run(lambda ps: RMSprop(ps, lr=0.01, momentum=0.5)), rmsprop_reference(0.01, momentum=0.5),
+                  "RMSprop(momentum=0.5)")
+
+
 # ---- behaviour common to all optimizers ------------------------------------------------------------------
 @pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1, momentum=0.9), lambda ps: Adam(ps, lr=0.1),
-                                  lambda ps: AdamW(ps, lr=0.1)], ids=["SGD", "Adam", "AdamW"])
+                                  lambda ps: AdamW(ps, lr=0.1), lambda ps: RMSprop(ps, lr=0.1, momentum=0.9)],
+                         ids=["SGD", "Adam", "AdamW", "RMSprop"])
 def test_updates_are_in_place_float32_and_record_no_graph(make):
     p = Tensor(rand(3, 4), requires_grad=True)
     frozen = Tensor(rand(2), requires_grad=True)  # no gradient: must be skipped
@@ -164,7 +197,8 @@ def test_parameter_groups_have_their_own_learning_rate():
 
 
 @pytest.mark.parametrize("cls,kwargs", [(SGD, dict(lr=0.1, momentum=0.9)), (Adam, dict(lr=0.01)),
-                                        (AdamW, dict(lr=0.01, weight_decay=0.1))])
+                                        (AdamW, dict(lr=0.01, weight_decay=0.1)),
+                                        (RMSprop, dict(lr=0.01, momentum=0.9, centered=True))])
 def test_state_dict_round_trip_continues_identically(cls, kwargs):
     p = Tensor(rand(3, 4), requires_grad=True)
     opt = cls([p], **kwargs)
@@ -197,8 +231,9 @@ def test_load_state_dict_rejects_a_different_model():
 @pytest.mark.parametrize("make,steps", [(lambda ps: SGD(ps, lr=0.05, momentum=0.9), 150),
                                         (lambda ps: SGD(ps, lr=0.05, momentum=0.9, nesterov=True), 150),
                                         (lambda ps: Adam(ps, lr=0.1), 300),
-                                        (lambda ps: AdamW(ps, lr=0.1, weight_decay=0.0), 300)],
-                         ids=["SGD-momentum", "SGD-nesterov", "Adam", "AdamW"])
+                                        (lambda ps: AdamW(ps, lr=0.1, weight_decay=0.0), 300),
+                                        (lambda ps: RMSprop(ps, lr=0.01), 500)],
+                         ids=["SGD-momentum", "SGD-nesterov", "Adam", "AdamW", "RMSprop"])
 def test_optimizers_minimize_an_ill_conditioned_quadratic(make, steps):
     target = np.array([1.0, -2.0, 3.0], np.float32)
     scale = Tensor(np.array([1.0, 5.0, 0.5], np.float32))
