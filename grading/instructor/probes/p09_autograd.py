@@ -96,7 +96,7 @@ def probe_shape_and_indexing_rules(tt, rng) -> dict[str, np.ndarray]:
     other = _leaf(tt, _floats(rng, shape))
     order = tuple(int(a) for a in rng.permutation(len(shape)))
     rows = rng.integers(0, shape[0], size=int(rng.integers(2, 8)))     # repeats add up
-    w1 = _floats(rng, (x.size,))
+    w1 = _floats(rng, (int(np.prod(shape)),))
     y = (x.reshape(-1) * w1).sum() + (x.permute(*order) ** 2).sum() + (x[rows] * 1.5).sum()
     y = y + (x[x.data > 0] ** 3).sum() + x[-1].sum() * 4.0 + (x.T * x.T).sum() * 0.1
     y = y + (x.unsqueeze(0).broadcast_to((3,) + shape) * _floats(rng, (3,) + shape)).sum()
