@@ -48,6 +48,7 @@ class TestResult:
     outcome: str        # passed / failed / skipped / error / xfailed / xpassed / crashed / not run
     message: str = ""
     skip_path: str = ""  # for skips: the file that called pytest.skip (a test file, or student code?)
+    where: str = ""      # for failures: deepest line of the student's tinytorch/ files in the traceback
 
     __test__ = False     # not a test class for pytest, despite its name
 
@@ -345,7 +346,8 @@ def _read_progress(path: Path, result: RunResult) -> dict:
         elif kind == "report":
             phases.setdefault(nodeid, {})[str(event.get("when"))] = (str(event.get("outcome")),
                                                                     str(event.get("message", "")),
-                                                                    str(event.get("skip_path", "")))
+                                                                    str(event.get("skip_path", "")),
+                                                                    str(event.get("where", ""))[:200])
             if event.get("when") == "teardown":
                 result.tests[nodeid] = _combine(nodeid, phases[nodeid])
                 if running == nodeid:
@@ -354,17 +356,17 @@ def _read_progress(path: Path, result: RunResult) -> dict:
 
 
 def _combine(nodeid: str, phases: dict) -> TestResult:
-    setup = phases.get("setup", ("passed", "", ""))
+    setup = phases.get("setup", ("passed", "", "", ""))
     call = phases.get("call")
-    teardown = phases.get("teardown", ("passed", "", ""))
+    teardown = phases.get("teardown", ("passed", "", "", ""))
     if setup[0] == "failed":
-        return TestResult(nodeid, "error", setup[1])
+        return TestResult(nodeid, "error", setup[1], where=setup[3])
     if setup[0] == "skipped":
         return TestResult(nodeid, "skipped", setup[1], setup[2])
     if call is not None and call[0] != "passed":
-        return TestResult(nodeid, call[0], call[1], call[2] if call[0] == "skipped" else "")
+        return TestResult(nodeid, call[0], call[1], call[2] if call[0] == "skipped" else "", call[3])
     if teardown[0] == "failed":
-        return TestResult(nodeid, "error", teardown[1])
+        return TestResult(nodeid, "error", teardown[1], where=teardown[3])
     return TestResult(nodeid, "passed")
 
 
@@ -376,6 +378,16 @@ def _read_report(path: Path):
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and isinstance(data.get("tests", []), list) else None
+
+
+def _stage_where(stage) -> str:
+    """'tinytorch/x.py:12': the deepest traceback entry of a report stage in the student's files, or ''."""
+    where = ""
+    for entry in stage.get("traceback") or [] if isinstance(stage, dict) else []:
+        path = str(entry.get("path", "")).replace("\\", "/") if isinstance(entry, dict) else ""
+        if "tinytorch/" in path:
+            where = f"tinytorch/{path.rsplit('tinytorch/', 1)[1]}:{entry.get('lineno')}"[:200]
+    return where
 
 
 def _stage_message(stage) -> tuple[str, str]:
@@ -405,13 +417,14 @@ def _apply_report(report: dict, result: RunResult) -> None:
         if not isinstance(entry, dict) or not isinstance(entry.get("nodeid"), str):
             continue
         outcome = str(entry.get("outcome", "failed"))
-        message, skip_path = "", ""
+        message, skip_path, where = "", "", ""
         for stage in ("setup", "call", "teardown"):
             st = entry.get(stage)
             if isinstance(st, dict) and st.get("outcome") not in (None, "passed"):
                 message, skip_path = _stage_message(st)
+                where = _stage_where(st)
                 break
-        tests[entry["nodeid"]] = TestResult(entry["nodeid"], outcome, message, skip_path)
+        tests[entry["nodeid"]] = TestResult(entry["nodeid"], outcome, message, skip_path, where)
     result.tests = tests
     errors = {}
     for collector in report.get("collectors", []) or []:
