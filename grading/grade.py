@@ -491,10 +491,15 @@ def _git(root: Path, *args: str) -> str | None:
 
 
 def commit_info(root: Path) -> dict:
-    sha = _git(root, "rev-parse", "HEAD")
-    if not sha:
+    """The commit whose code is graded, and whether the working tree differs from it.
+
+    That is the newest commit that changed something besides badges/ and README.md: a manual run on
+    the bot's results commit grades the student's newest code and names the student's commit."""
+    head = _git(root, "rev-parse", "HEAD")
+    if not head:
         return {"sha": None, "time": None, "dirty": None}
-    when = _git(root, "show", "-s", "--format=%cI", "HEAD")
+    sha = _git(root, "log", "-1", "--format=%H", "--", ".", ":(exclude)badges", ":(exclude)README.md") or head
+    when = _git(root, "show", "-s", "--format=%cI", sha)
     status = _git(root, "status", "--porcelain", "--", ".", ":(exclude)badges", ":(exclude)README.md")
     return {"sha": sha, "time": when, "dirty": bool(status) if status is not None else None}
 

@@ -166,4 +166,5 @@ def pytest_runtest_logreport(report):
     elif report.skipped and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
         skip_path, message = str(report.longrepr[0]), str(report.longrepr[2])
     _log({"event": "report", "nodeid": report.nodeid, "when": report.when, "outcome": report.outcome,
-          "message": _short(message), "skip_path": skip_path, "where": where})
+          "message": _short(message), "skip_path": skip_path, "where": where,
+          "given": "given" in report.keywords})

@@ -8,7 +8,8 @@ module gets the same points whoever computes them. The rule, in full:
 
 - A test counts when it ran (passed, failed, errored, crashed, or did not run because the process died).
 - A skip asked for by the module's own test file (e.g. "set TINYTORCH_DATA to check the real data") is
-  neutral: it counts neither for nor against. A skip raised anywhere else - say `pytest.skip()` inside
+  neutral: it counts neither for nor against. So is a test marked `@pytest.mark.given`: it checks code
+  the course gives (an error message written for you, a progress bar), which is not the student's work. A skip raised anywhere else - say `pytest.skip()` inside
   tinytorch/ - counts as a failed test, so student code cannot skip its way out of a failure.
 - A test file of the module that cannot be imported gives the module 0 points: we cannot know how many
   of its tests would have passed. Since tinytorch imports each module file lazily, that happens only
@@ -37,8 +38,8 @@ _STUDENT_FILE = re.compile(r'(tinytorch/[A-Za-z_][\w]*\.py)(?::(\d+)|"?,? line (
 class ModuleScore:
     module: Module
     passed: int = 0
-    total: int = 0                 # tests that count (neutral skips left out)
-    skipped: int = 0               # neutral skips
+    total: int = 0                 # tests that count (neutral ones left out)
+    skipped: int = 0               # neutral tests: skips the test file asked for, tests of given code
     points: float = 0.0
     ok: bool = False
     reason: str = ""               # why not full marks, in one line ("" when full marks)
@@ -83,8 +84,11 @@ def student_location(text: str) -> str:
     return f"{path}:{line_a or line_b}"
 
 
-def neutral_skip(module: Module, test: TestResult) -> bool:
-    """A skip that the module's own test file asked for (see the module docstring)."""
+def neutral(module: Module, test: TestResult) -> bool:
+    """A test that counts neither for nor against: a test of given code, or a skip that the module's
+    own test file asked for (see the module docstring)."""
+    if getattr(test, "given", False):
+        return True
     if test.outcome != "skipped":
         return False
     where = str(test.skip_path).replace("\\", "/")
@@ -113,7 +117,7 @@ def import_error_reason(path: str, message: str) -> str:
 def score_module(module: Module, tests: dict[str, TestResult], collect_errors: dict[str, str],
                  crash_reason: str = "") -> ModuleScore:
     """Score ONE module from its own tests and import errors (callers pass only this module's)."""
-    counted = [t for t in tests.values() if not neutral_skip(module, t)]
+    counted = [t for t in tests.values() if not neutral(module, t)]
     score = ModuleScore(module, skipped=len(tests) - len(counted), total=len(counted))
     score.passed = sum(1 for t in counted if t.ok)
     score.failing = [t.nodeid for t in counted if not t.ok]
@@ -124,7 +128,8 @@ def score_module(module: Module, tests: dict[str, TestResult], collect_errors: d
         return score
     if score.total == 0:
         if tests:
-            score.reason = "every test was skipped: " + error_line(next(iter(tests.values())).message)
+            score.reason = "every test was skipped or checks given code: " + \
+                error_line(next(iter(tests.values())).message)
         else:
             score.reason = crash_reason or f"no tests found in {module.folder}/"
         return score

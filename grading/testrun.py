@@ -49,6 +49,7 @@ class TestResult:
     message: str = ""
     skip_path: str = ""  # for skips: the file that called pytest.skip (a test file, or student code?)
     where: str = ""      # for failures: deepest line of the student's tinytorch/ files in the traceback
+    given: bool = False  # marked @pytest.mark.given: checks code the course gives, carries no points
 
     __test__ = False     # not a test class for pytest, despite its name
 
@@ -237,6 +238,7 @@ PYTEST_INI = """\
 addopts = --import-mode=importlib
 markers =
     slow: end-to-end tests that take more than a few seconds
+    given: checks code the course gives you (not your work); runs, but carries no points
 """
 
 
@@ -248,7 +250,7 @@ def pytest_command(workdir: Path, root: Path, paths: list[str], deselect=(), ver
                     "-p", "no:cacheprovider", "-p", "pytest_jsonreport", "-p", "grading.pytest_limits",
                     "--noconftest", "--continue-on-collection-errors",
                     "--json-report", f"--json-report-file={workdir / 'report.json'}", "--json-report-verbosity=-1",
-                    "--json-report-omit", "streams", "log", "keywords", "traceback", "warnings",
+                    "--json-report-omit", "streams", "log", "traceback", "warnings",
                     "--no-header")
     cmd += ["-rfE", "--tb=short"] if verbose else ["-rN", "--tb=no", "-q"]
     if importlib.util.find_spec("_hypothesis_pytestplugin") is not None:
@@ -347,7 +349,8 @@ def _read_progress(path: Path, result: RunResult) -> dict:
             phases.setdefault(nodeid, {})[str(event.get("when"))] = (str(event.get("outcome")),
                                                                     str(event.get("message", "")),
                                                                     str(event.get("skip_path", "")),
-                                                                    str(event.get("where", ""))[:200])
+                                                                    str(event.get("where", ""))[:200],
+                                                                    event.get("given") is True)
             if event.get("when") == "teardown":
                 result.tests[nodeid] = _combine(nodeid, phases[nodeid])
                 if running == nodeid:
@@ -356,18 +359,19 @@ def _read_progress(path: Path, result: RunResult) -> dict:
 
 
 def _combine(nodeid: str, phases: dict) -> TestResult:
-    setup = phases.get("setup", ("passed", "", "", ""))
+    setup = phases.get("setup", ("passed", "", "", "", False))
     call = phases.get("call")
-    teardown = phases.get("teardown", ("passed", "", "", ""))
+    teardown = phases.get("teardown", ("passed", "", "", "", False))
+    given = any(phase[4] for phase in phases.values())
     if setup[0] == "failed":
-        return TestResult(nodeid, "error", setup[1], where=setup[3])
+        return TestResult(nodeid, "error", setup[1], where=setup[3], given=given)
     if setup[0] == "skipped":
-        return TestResult(nodeid, "skipped", setup[1], setup[2])
+        return TestResult(nodeid, "skipped", setup[1], setup[2], given=given)
     if call is not None and call[0] != "passed":
-        return TestResult(nodeid, call[0], call[1], call[2] if call[0] == "skipped" else "", call[3])
+        return TestResult(nodeid, call[0], call[1], call[2] if call[0] == "skipped" else "", call[3], given)
     if teardown[0] == "failed":
-        return TestResult(nodeid, "error", teardown[1], where=teardown[3])
-    return TestResult(nodeid, "passed")
+        return TestResult(nodeid, "error", teardown[1], where=teardown[3], given=given)
+    return TestResult(nodeid, "passed", given=given)
 
 
 def _read_report(path: Path):
@@ -411,7 +415,9 @@ def _stage_message(stage) -> tuple[str, str]:
 
 
 def _apply_report(report: dict, result: RunResult) -> None:
-    """Take test outcomes and collection errors from a complete pytest-json-report file."""
+    """Take test outcomes and collection errors from a complete pytest-json-report file (the progress
+    log, read before, may know where in the student's code a test failed: kept when the report does not)."""
+    logged = result.tests
     tests = {}
     for entry in report.get("tests", []):
         if not isinstance(entry, dict) or not isinstance(entry.get("nodeid"), str):
@@ -424,7 +430,11 @@ def _apply_report(report: dict, result: RunResult) -> None:
                 message, skip_path = _stage_message(st)
                 where = _stage_where(st)
                 break
-        tests[entry["nodeid"]] = TestResult(entry["nodeid"], outcome, message, skip_path, where)
+        before = logged.get(entry["nodeid"])
+        keywords = entry.get("keywords") if isinstance(entry.get("keywords"), list) else []
+        tests[entry["nodeid"]] = TestResult(entry["nodeid"], outcome, message, skip_path,
+                                            where or (before.where if before else ""),
+                                            "given" in keywords or bool(before and before.given))
     result.tests = tests
     errors = {}
     for collector in report.get("collectors", []) or []:

@@ -6,14 +6,71 @@
 
 Importing never runs a student's unfinished code: every module file imports even when its
 solutions are replaced by `raise NotImplementedError(...)`.
+
+A broken later file costs nothing earlier: `import tinytorch` loads only the tensor module (02); every
+other name (`tt.relu`, `tt.nn`, `tt.no_grad`, ...) loads its module file the first time it is used. So
+a syntax error in activations.py (module 03) leaves modules 01 and 02 working, and using `tt.relu`
+then raises an ImportError that names the broken file and line.
 """
 from tinytorch.runtime import ensure_tuned
-from tinytorch.tensor import (DEFAULT_FLOAT, Tensor, TensorError, arange, cat, full, get_rng, manual_seed,
-                              ones, ones_like, pad, rand, randn, stack, tensor, where, zeros, zeros_like)
-from tinytorch.activations import gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
-from tinytorch.autograd import enable_grad, is_grad_enabled, no_grad
-from tinytorch import nn, optim, data  # noqa: E402  (PyTorch-style namespaces)
+
+# name -> module file that defines it (loaded on first use, see __getattr__ below)
+_LAZY = {
+    **dict.fromkeys(("gelu", "leaky_relu", "log_softmax", "relu", "sigmoid", "softmax", "tanh"), "activations"),
+    **dict.fromkeys(("enable_grad", "is_grad_enabled", "no_grad"), "autograd"),
+}
+_SUBMODULES = ("nn", "optim", "data")   # PyTorch-style namespaces: tt.nn, tt.optim, tt.data
+
+
+def _broken_file_error(module: str, exc: BaseException) -> ImportError:
+    """An ImportError naming the student's file and line that stopped `tinytorch.<module>` importing."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f"{exc.filename}, line {exc.lineno}"
+    else:
+        tb, where = exc.__traceback__, f"tinytorch/{module}.py"
+        while tb is not None:
+            name = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+            if "/tinytorch/" in name:
+                where = f"{name}, line {tb.tb_lineno}"
+            tb = tb.tb_next
+    return ImportError(f"tinytorch.{module} could not be imported because of {type(exc).__name__} "
+                       f"in {where}: {exc}")
+
+
+def _load(module: str):
+    import importlib
+    try:
+        return importlib.import_module(f"tinytorch.{module}")
+    except Exception as exc:   # a broken student file: say which one, where
+        raise _broken_file_error(module, exc) from exc
+
+
+def __getattr__(name: str):
+    """Load the module file that defines `name` on first use (PEP 562)."""
+    if name in _SUBMODULES:
+        value = _load(name)
+    elif name in _LAZY:
+        value = getattr(_load(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module 'tinytorch' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
+
+
+# Module 02, the tensor, is what everything else is built on. If tensor.py itself does not import yet,
+# `import tinytorch` still succeeds (module 01 does not need it), and every tensor name raises the error.
+try:
+    from tinytorch.tensor import (DEFAULT_FLOAT, Tensor, TensorError, arange, cat, full, get_rng, manual_seed,
+                                  ones, ones_like, pad, rand, randn, stack, tensor, where, zeros, zeros_like)
+    float32 = DEFAULT_FLOAT
+except Exception:  # noqa: BLE001 - re-raised with the file and line on first use of a tensor name
+    _LAZY.update(dict.fromkeys(("DEFAULT_FLOAT", "Tensor", "TensorError", "arange", "cat", "full", "get_rng",
+                                "manual_seed", "ones", "ones_like", "pad", "rand", "randn", "stack", "tensor",
+                                "where", "zeros", "zeros_like"), "tensor"))
 
 ensure_tuned()   # reuse large freed arrays instead of re-faulting them every step (see runtime.py)
 __version__ = "0.1.0"
-float32 = DEFAULT_FLOAT

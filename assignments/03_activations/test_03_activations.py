@@ -146,6 +146,7 @@ def test_softmax_axis_out_of_range(fn):
         fn(Tensor(A), axis=2)
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_package_exports_the_activations():
     for name in REFERENCES:
         assert getattr(tt, name) is REFERENCES[name][0], f"tt.{name} should be tinytorch.activations.{name}"

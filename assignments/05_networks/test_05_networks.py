@@ -52,6 +52,7 @@ def test_mlp_forward_matches_numpy():
     assert model[1] is not MLP([4, 5, 3], activation=GELU())[1]
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_mlp_rejects_bad_sizes_and_activations():
     with pytest.raises(TensorError, match="at least"):
         MLP([10])
@@ -230,6 +231,7 @@ def test_mse_loss_matches_numpy():
     assert_close(mse_loss(Tensor([1.0, 2.0]), np.array([1, 4])), 2.0, what="integer targets are converted")
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_mse_loss_refuses_silent_broadcasting():
     with pytest.raises(TensorError, match=r"\(4, 1\).*\(4,\)"):
         mse_loss(Tensor(rand(4, 1)), Tensor(rand(4)))
@@ -292,11 +294,13 @@ def test_cross_entropy_lets_nan_through():
     (np.array([0, 1, 2]), {"label_smoothing": -0.1}, r"label_smoothing must be in \[0, 1\)"),
     (np.array([0, 1, 2]), {"reduction": "avg"}, "reduction must be one of"),
 ])
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_cross_entropy_errors_name_the_problem(targets, kwargs, pattern):
     with pytest.raises(TensorError, match=pattern):
         cross_entropy(Tensor(rand(3, 4)), targets, **kwargs)
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_loss_modules_repr():
     assert repr(CrossEntropyLoss(label_smoothing=0.1)) == "CrossEntropyLoss(label_smoothing=0.1, reduction='mean')"
     assert repr(MSELoss()) == "MSELoss(reduction='mean')"

@@ -79,6 +79,7 @@ def test_conv2d_keeps_float64_for_gradient_checks_and_float32_by_default():
     assert conv2d(Tensor(x), Tensor(w)).dtype == np.float32
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_conv2d_errors_quote_the_shapes():
     x = Tensor(rand(8, 3, 32, 32))
     with pytest.raises(TensorError, match=r"3 channels.*expects 1.*\(8, 3, 32, 32\).*\(16, 1, 3, 3\)"):
@@ -135,6 +136,7 @@ def test_pool_stride_defaults_to_kernel_size_and_odd_sizes_round_down():
     assert AvgPool2d(2)(x).shape == (1, 2, 15, 15)
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_pool_errors():
     with pytest.raises(TensorError, match="4-D"):
         max_pool2d(Tensor(rand(2, 4, 4)), 2)

@@ -243,6 +243,7 @@ def test_fancy_index_with_repeats_adds_up():
     assert_close(x.grad, [3.0, 0.0, 1.0], what="an element picked 3 times gets 3 gradients (np.add.at, not =)")
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_no_grad_records_nothing_and_restores_the_mode():
     x = Tensor([1.0], requires_grad=True)
     with no_grad():
@@ -344,12 +345,14 @@ def test_softmax_gradient_is_finite_at_huge_inputs():
 
 
 # ---- errors -----------------------------------------------------------------------------------------
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_backward_on_a_non_scalar_without_gradient_says_so():
     x = Tensor(np.ones((2, 3)), requires_grad=True)
     with pytest.raises(TensorError, match=r"backward.*\(2, 3\).*scalar"):
         (x * 2).backward()
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_backward_errors_name_the_problem():
     with pytest.raises(TensorError, match="does not require a gradient"):
         Tensor([1.0]).sum().backward()

@@ -27,6 +27,7 @@ import argparse
 import fnmatch
 import hashlib
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -224,6 +225,31 @@ class ReleaseReport:
     warnings: list[str] = field(default_factory=list)
 
 
+INSTRUCTOR_START = "<!-- instructor-only:start -->"
+INSTRUCTOR_END = "<!-- instructor-only:end -->"
+
+
+def student_readme(text: str) -> str:
+    """README.md without its instructor and maintainer sections: everything between
+    `<!-- instructor-only:start -->` and `<!-- instructor-only:end -->` (markers included) is left out, so
+    one README is the source of both the course repository's and the students' README."""
+    pattern = re.compile(re.escape(INSTRUCTOR_START) + r".*?" + re.escape(INSTRUCTOR_END) + r"\n?", re.S)
+    out = pattern.sub("", text)
+    if INSTRUCTOR_START in out or INSTRUCTOR_END in out:
+        raise ReleaseError("README.md: an instructor-only marker is not closed (or closed twice); "
+                           f"use {INSTRUCTOR_START} ... {INSTRUCTOR_END} around each instructor section")
+    return re.sub(r"\n{3,}", "\n\n", out)
+
+
+def student_pyproject(text: str) -> str:
+    """pyproject.toml as released: pytest's testpaths without the folders the template leaves out."""
+    def keep(match: re.Match) -> str:
+        paths = re.findall(r'"([^"]+)"', match.group(1))
+        kept = [p for p in paths if not is_instructor_only(p.rstrip("/") + "/x")]   # a file inside it
+        return "testpaths = [" + ", ".join(f'"{p}"' for p in kept) + "]"
+    return re.sub(r"^testpaths = \[([^\]]*)\]", keep, text, flags=re.M)
+
+
 def _file_mode(src: Path) -> int:
     return 0o755 if os.stat(src).st_mode & stat.S_IXUSR else 0o644
 
@@ -297,7 +323,9 @@ def build_release(out: str | Path, source: str | Path = REPO_ROOT, solutions_thr
                     "solution blocks may only live in the module files (tinytorch/<module>.py), where the "
                     "release knows which module they belong to")
         elif rel == "README.md":
-            data = reset_readme(data.decode("utf-8"), course).encode("utf-8")
+            data = reset_readme(student_readme(data.decode("utf-8")), course).encode("utf-8")
+        elif rel == "pyproject.toml":
+            data = student_pyproject(data.decode("utf-8")).encode("utf-8")
         planned[rel] = (data, _file_mode(src))
     for m in course.modules:
         if not (source / m.source).exists():
