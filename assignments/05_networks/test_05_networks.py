@@ -269,6 +269,31 @@ def test_cross_entropy_label_smoothing():
                  what="CrossEntropyLoss module")
 
 
+def reaches(out, leaf) -> bool:
+    """Whether the graph that produced `out` reaches the tensor `leaf` (so gradients can flow to it)."""
+    seen, stack = set(), [out]
+    while stack:
+        t = stack.pop()
+        if t is leaf:
+            return True
+        if id(t) in seen or t._ctx is None:
+            continue
+        seen.add(id(t))
+        stack.extend(t._ctx.parents)
+    return False
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_losses_are_built_from_tensor_ops_so_gradients_can_flow(reduction):
+    """The README: losses are tensor ops, not NumPy on .data; module 09 differentiates what is recorded."""
+    logits = Tensor(rand(4, 3), requires_grad=True)
+    loss = cross_entropy(logits, np.array([0, 2, 1, 1]), reduction=reduction)
+    assert reaches(loss, logits), "cross_entropy's result is not connected to the logits on the graph: " \
+                                  "build it from tensor ops (log_softmax, indexing, mean), not from .data"
+    pred, target = Tensor(rand(4, 3), requires_grad=True), rand(4, 3, seed=5)
+    assert reaches(mse_loss(pred, target, reduction=reduction), pred), "mse_loss must be built from tensor ops"
+
+
 def test_cross_entropy_is_stable_and_keeps_float64():
     logits = np.array([[1e4, 0.0, -1e4], [0.0, 1e4, 1e4]], dtype=np.float32)
     out = cross_entropy(Tensor(logits), np.array([0, 1]), reduction="none")

@@ -366,8 +366,9 @@ def test_backward_errors_name_the_problem():
 
 
 def test_missing_or_broken_rules_are_named():
+    """The README asks for a TensorError that names the op, and for a wrong shape both shapes."""
     x = Tensor(np.ones(3), requires_grad=True)
-    with pytest.raises(TensorError, match="no gradient rule for op 'mystery_op'"):
+    with pytest.raises(TensorError, match="mystery_op"):
         Tensor._make(x.data * 2, "mystery_op", (x,)).sum().backward()
     try:
         @gradient_of("bad_shape_op")
@@ -377,9 +378,11 @@ def test_missing_or_broken_rules_are_named():
         @gradient_of("bad_arity_op")
         def _bad_arity(ctx, g):
             return g
-        with pytest.raises(TensorError, match=r"'bad_shape_op' gave a gradient of shape \(1,\) for an input of shape \(3,\)"):
+        with pytest.raises(TensorError, match="bad_shape_op") as info:
             Tensor._make(x.data * 2, "bad_shape_op", (x,)).sum().backward()
-        with pytest.raises(TensorError, match="'bad_arity_op' must return a tuple"):
+        assert "(1,)" in str(info.value) and "(3,)" in str(info.value), \
+            f"a wrong-shape error names both shapes, the gradient's (1,) and the input's (3,): {info.value}"
+        with pytest.raises(TensorError, match="bad_arity_op"):
             Tensor._make(x.data * 2, "bad_arity_op", (x,)).sum().backward()
     finally:
         GRADIENTS.pop("bad_shape_op", None)
