@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
@@ -44,7 +43,7 @@ from grading import readme_section, state
 from grading.console import Console, actions_command, in_github_actions
 from grading.course import Course, CourseError, Milestone, Module, elsewhere_note, load_course, repo_root
 from grading.scoring import ModuleScore, error_line, score_modules, short_test
-from grading.state import atomic_write_text, read_json
+from grading.state import atomic_write_text, finite_number, milestone_entry, read_json
 from grading.testrun import (Limits, RunResult, TestResult, Watched, child_env, describe_exit, python_in, read_tail,
                              run_pytest)
 
@@ -56,7 +55,6 @@ MAX_FAILING_LISTED = 10
 MAX_MODULE_CRASHES = 3
 MAX_RESULT_BYTES = 8 * 1024 * 1024
 MAX_CURVE_BYTES = 2 * 1024 * 1024
-SAMPLE_CHARS = 600
 
 
 class GradeError(RuntimeError):
@@ -190,38 +188,6 @@ def grade_module(root: Path, course: Course, module: Module, limits: Limits, wor
 # 2. milestones
 # =====================================================================================================
 
-def _finite_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def headline(ms: Milestone, metrics: dict) -> str | None:
-    """'97.1% test accuracy' / '1.62 val loss': the first victory metric, as the badge shows it."""
-    for cond in ms.victory:
-        value = metrics.get(cond.metric)
-        if _finite_number(value):
-            return f"{badgelib.format_metric(cond.metric, value)} {badgelib.metric_label(cond.metric)}"
-    return None
-
-
-def _clean_metrics(raw) -> dict:
-    if not isinstance(raw, dict):
-        return {}
-    return {str(k): (round(float(v), 6) if _finite_number(v) else None)
-            for k, v in list(raw.items())[:50] if isinstance(k, str)}
-
-
-def _clean_sample(text) -> str | None:
-    if not isinstance(text, str) or not text.strip():
-        return None
-    text = "".join(ch for ch in text if ch == "\n" or (ch.isprintable() and ch != "\x7f"))
-    return text[:SAMPLE_CHARS]
-
-
-def _clean_corpus(value) -> str | None:
-    """The corpus a result names (it picks the milestone's bar), or None; results are student-writable."""
-    return value[:100] if isinstance(value, str) and value else None
-
-
 def safe_curve_svg(path: Path) -> str | None:
     """The SVG at `path` if it is a small, well-formed SVG without scripts; otherwise None."""
     try:
@@ -248,39 +214,6 @@ def safe_curve_svg(path: Path) -> str | None:
 
 def curve_file(number: int) -> str:
     return f"badges/curve-m{number}.svg"
-
-
-def milestone_entry(ms: Milestone, data: dict) -> dict:
-    """A milestone result in either shape - the JSON of `tito milestone run` ({passed, metrics, error,
-    corpus, details: {sample}}) or an entry of badges/progress.json ({status, metrics, corpus, sample}) -
-    normalised into a progress.json entry and judged again HERE from its metrics and course.yaml: the
-    one place a stored result becomes a status. Both sources are student-writable, so every field is
-    checked and a claimed "passed" counts only when the metrics meet the bar."""
-    metrics = _clean_metrics(data.get("metrics"))
-    error = data.get("error") if isinstance(data.get("error"), str) and data.get("error") else None
-    details = data.get("details") if isinstance(data.get("details"), dict) else {}
-    corpus = _clean_corpus(data.get("corpus") if isinstance(data.get("corpus"), str) else details.get("corpus"))
-    claimed = data.get("passed") is True or data.get("status") == "passed"
-    passed = claimed and error is None and ms.passed(metrics, corpus)
-    entry = {"status": "passed" if passed else "failed", "metrics": metrics,
-             "seconds": round(float(data["seconds"]), 1) if _finite_number(data.get("seconds")) else None,
-             "headline": headline(ms, metrics)}
-    if error is not None:
-        # The program could not finish (unfinished code, missing data, ...): show why, and never reuse
-        # this result, since the cause may be outside the files of the fingerprint (a failed download).
-        entry["reason"] = "could not run: " + error_line(error)
-        entry["no_cache"] = True
-    elif not passed:
-        unmet = [badgelib.describe_condition(c) for c in ms.unmet(metrics, corpus)]
-        entry["reason"] = ("victory condition not met: " + ", ".join(unmet)) if unmet else \
-            "the milestone reported a failed check (see its output)"
-    sample = _clean_sample(details.get("sample") if details else data.get("sample"))
-    if sample:
-        entry["sample"] = sample
-    if corpus:
-        entry["corpus"] = corpus
-        entry["thresholds"] = ms.thresholds_for(corpus)
-    return entry
 
 
 def run_milestone(root: Path, ms: Milestone, workdir: Path, opts: GradeOptions, out: Console,
@@ -332,39 +265,20 @@ def _commit_label(commit: dict) -> dict:
 
 
 def _previous_milestone(prev: dict, ms: Milestone, root: Path) -> dict | None:
-    """A previous result of `ms` from badges/progress.json, if it is well formed (it is student-writable)."""
-    entry = (prev.get("milestones") or {}).get(str(ms.number)) if isinstance(prev, dict) else None
-    if not isinstance(entry, dict) or entry.get("status") not in ("passed", "failed"):
-        return None
-    if not isinstance(entry.get("cache_key"), str) or not isinstance(entry.get("metrics"), dict):
-        return None
-    clean = milestone_entry(ms, entry)
-    if clean.pop("no_cache", False):
-        return None
-    url = entry.get("verified_by")
-    clean.update({"cache_key": entry["cache_key"], "_reused": True,
-                  "verified_by": url if isinstance(url, str) and url.startswith("https://") else None,
-                  "commit": entry.get("commit") if isinstance(entry.get("commit"), str) else None,
-                  "dirty": entry.get("dirty") is True})
-    curve = safe_curve_svg(root / curve_file(ms.number))
-    if curve is not None:
-        clean["_curve_svg"] = curve
-    return clean
+    """The result of `ms` in the previous badges/progress.json (state.committed_result), with its curve."""
+    entry = state.committed_result(prev, ms)
+    return _with_curve(entry, root / curve_file(ms.number))
 
 
-def _local_milestone(root: Path, ms: Milestone) -> dict | None:
-    """The result of `tito milestone run N` on this machine (.tito/), as a progress entry, if it was judged.
-    This is how a milestone passed locally shows in the next `tito grade`."""
-    data = state.load_milestone_result(ms.number, root)
-    if not state.judged(data) or data.get("tiny") or not isinstance(data.get("fingerprint"), str):
+def _with_curve(entry: dict | None, svg: Path) -> dict | None:
+    """`entry`, marked as reused, with the training curve stored next to it (if it is a safe SVG)."""
+    if entry is None:
         return None
-    clean = milestone_entry(ms, data)
-    clean.update({"cache_key": data["fingerprint"], "_reused": True, "verified_by": None,
-                  "commit": None, "dirty": None, "ran": "locally with `tito milestone run`"})
-    curve = safe_curve_svg(state.milestone_result_path(ms.number, root).with_suffix(".svg"))
+    entry["_reused"] = True
+    curve = safe_curve_svg(svg)
     if curve is not None:
-        clean["_curve_svg"] = curve
-    return clean
+        entry["_curve_svg"] = curve
+    return entry
 
 
 def milestone_hard_limit(ms: Milestone, opts: GradeOptions) -> float:
@@ -393,7 +307,9 @@ def grade_milestones(root: Path, course: Course, modules: dict[str, ModuleScore]
             continue
         key = state.milestone_fingerprint(root, ms, checksums, course)
         # the committed result first: it carries where it was verified (a GitHub Actions run)
-        earlier = [e for e in (_previous_milestone(prev, ms, root), _local_milestone(root, ms)) if e is not None]
+        local = _with_curve(state.local_result(root, ms),
+                            state.milestone_result_path(ms.number, root).with_suffix(".svg"))
+        earlier = [e for e in (_previous_milestone(prev, ms, root), local) if e is not None]
         current = next((e for e in earlier if e["cache_key"] == key), None)
         if current is not None:
             where = current.pop("ran", None) or "an earlier grade"
@@ -679,7 +595,7 @@ def step_summary(progress: dict, course: Course, unlocked: list[dict], reused=fr
     lines += ["", "| Milestone | Badge | Status | Result | Time |", "|---|---|---|---|---|"]
     for ms in course.milestones:
         e = progress["milestones"][str(ms.number)]
-        secs = f"{e['seconds']:.0f} s" if _finite_number(e.get("seconds")) else ""
+        secs = f"{e['seconds']:.0f} s" if finite_number(e.get("seconds")) else ""
         result = e.get("headline") or ""
         if e.get("reason") and e["status"] != "passed":
             result = (result + " - " if result else "") + _md_cell(e["reason"])

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
 from grading.course import CourseError, load_course, repo_root
 from grading.scoring import score_modules

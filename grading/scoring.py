@@ -62,11 +62,25 @@ class ModuleScore:
                 **({"errors": self.errors} if self.errors else {})}
 
 
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Failed|Warning)\b")
+
+
 def error_line(text: str, limit: int = 240) -> str:
-    """The most useful single line of a pytest error: the last `E   ...` line, else the first line."""
+    """The one line that says what went wrong: the exception line of a pytest error ("E   ValueError: ..."),
+    else the first line; "AssertionError:" alone (np.testing puts its reason on the next line, then
+    arrays) is joined with the line after it, so array dumps never stand in for the reason."""
     lines = [ln.rstrip() for ln in str(text).splitlines() if ln.strip()]
     e_lines = [ln[1:].strip() for ln in lines if ln.startswith("E ")]
-    line = e_lines[-1] if e_lines else (lines[0].strip() if lines else "")
+    pool = e_lines or [ln.strip() for ln in lines]
+    if not pool:
+        return ""
+    if e_lines:
+        i = max((k for k, ln in enumerate(pool) if _EXCEPTION_LINE.match(ln)), default=len(pool) - 1)
+    else:
+        i = 0
+    line = pool[i]
+    if re.fullmatch(r"[\w.]+:", line) and i + 1 < len(pool):
+        line = f"{line} {pool[i + 1]}"
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 

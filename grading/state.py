@@ -26,13 +26,16 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import math
 import os
 import re
 import tempfile
 import time
 from pathlib import Path
 
+from grading import badges as badgelib
 from grading.course import Course, Milestone, Module, load_course, repo_root
+from grading.scoring import error_line
 
 FINGERPRINT_VERSION = "tito-fingerprint-v3"   # v3: only the modules a result depends on
 STATE_DIR: Path | None = None                  # tests (and TITO_STATE_DIR) point the state elsewhere
@@ -261,6 +264,74 @@ def load_milestone_result(number: int, root: Path | None = None) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+SAMPLE_CHARS = 600
+
+
+def finite_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def headline(ms: Milestone, metrics: dict) -> str | None:
+    """'97.1% test accuracy' / '1.62 val loss': the first victory metric, as the badge shows it."""
+    for cond in ms.victory:
+        value = metrics.get(cond.metric)
+        if finite_number(value):
+            return f"{badgelib.format_metric(cond.metric, value)} {badgelib.metric_label(cond.metric)}"
+    return None
+
+
+def _clean_metrics(raw) -> dict:
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): (round(float(v), 6) if finite_number(v) else None)
+            for k, v in list(raw.items())[:50] if isinstance(k, str)}
+
+
+def _clean_sample(text) -> str | None:
+    if not isinstance(text, str) or not text.strip():
+        return None
+    text = "".join(ch for ch in text if ch == "\n" or (ch.isprintable() and ch != "\x7f"))
+    return text[:SAMPLE_CHARS]
+
+
+def _clean_corpus(value) -> str | None:
+    """The corpus a result names (it picks the milestone's bar), or None; results are student-writable."""
+    return value[:100] if isinstance(value, str) and value else None
+
+
+def milestone_entry(ms: Milestone, data: dict) -> dict:
+    """A milestone result in either shape - the JSON of `tito milestone run` ({passed, metrics, error,
+    corpus, details: {sample}}) or an entry of badges/progress.json ({status, metrics, corpus, sample}) -
+    normalised into a progress.json entry and judged again HERE from its metrics and course.yaml: the
+    one place a stored result becomes a status. Both sources are student-writable, so every field is
+    checked and a claimed "passed" counts only when the metrics meet the bar."""
+    metrics = _clean_metrics(data.get("metrics"))
+    error = data.get("error") if isinstance(data.get("error"), str) and data.get("error") else None
+    details = data.get("details") if isinstance(data.get("details"), dict) else {}
+    corpus = _clean_corpus(data.get("corpus") if isinstance(data.get("corpus"), str) else details.get("corpus"))
+    claimed = data.get("passed") is True or data.get("status") == "passed"
+    passed = claimed and error is None and ms.passed(metrics, corpus)
+    entry = {"status": "passed" if passed else "failed", "metrics": metrics,
+             "seconds": round(float(data["seconds"]), 1) if finite_number(data.get("seconds")) else None,
+             "headline": headline(ms, metrics)}
+    if error is not None:
+        # The program could not finish (unfinished code, missing data, ...): show why, and never reuse
+        # this result, since the cause may be outside the files of the fingerprint (a failed download).
+        entry["reason"] = "could not run: " + error_line(error)
+        entry["no_cache"] = True
+    elif not passed:
+        unmet = [badgelib.describe_condition(c) for c in ms.unmet(metrics, corpus)]
+        entry["reason"] = ("victory condition not met: " + ", ".join(unmet)) if unmet else \
+            "the milestone reported a failed check (see its output)"
+    sample = _clean_sample(details.get("sample") if details else data.get("sample"))
+    if sample:
+        entry["sample"] = sample
+    if corpus:
+        entry["corpus"] = corpus
+        entry["thresholds"] = ms.thresholds_for(corpus)
+    return entry
+
+
 def judged(result: dict | None) -> bool:
     """A result that ran to the end and was judged (passed or failed), as opposed to 'could not run'."""
     return isinstance(result, dict) and not result.get("error") and isinstance(result.get("metrics"), dict)
@@ -276,32 +347,56 @@ def record_milestone_result(number: int, result: dict, root: Path | None = None)
     return True
 
 
+def committed_result(progress: dict, ms: Milestone) -> dict | None:
+    """The judged result of `ms` in a badges/progress.json (student-writable, so checked and re-judged)."""
+    entry = (progress.get("milestones") or {}).get(str(ms.number)) if isinstance(progress, dict) else None
+    if not isinstance(entry, dict) or entry.get("status") not in ("passed", "failed"):
+        return None
+    if not isinstance(entry.get("cache_key"), str) or not isinstance(entry.get("metrics"), dict):
+        return None
+    clean = milestone_entry(ms, entry)
+    if clean.pop("no_cache", False):
+        return None
+    url = entry.get("verified_by")
+    clean.update({"cache_key": entry["cache_key"],
+                  "verified_by": url if isinstance(url, str) and url.startswith("https://") else None,
+                  "commit": entry.get("commit") if isinstance(entry.get("commit"), str) else None,
+                  "dirty": entry.get("dirty") is True})
+    return clean
+
+
+def local_result(root: Path, ms: Milestone) -> dict | None:
+    """The judged result of `tito milestone run N` on this machine (.tito/), as a progress entry.
+    This is how a milestone passed locally shows in the next `tito grade`."""
+    data = load_milestone_result(ms.number, root)
+    if not judged(data) or data.get("tiny") or not isinstance(data.get("fingerprint"), str):
+        return None
+    clean = milestone_entry(ms, data)
+    clean.pop("no_cache", None)
+    clean.update({"cache_key": data["fingerprint"], "verified_by": None, "commit": None, "dirty": None,
+                  "ran": "locally with `tito milestone run`"})
+    return clean
+
+
 def milestone_state(root: Path, course: Course, ms: Milestone, modules: dict[str, dict] | None = None,
                     checksums: dict[str, str] | None = None) -> tuple[str, dict | None]:
     """("passed" | "failed" | "stale" | "ready" | "locked", the result it is based on or None).
 
-    The current result is the local `tito milestone run` result or the one in badges/progress.json whose
-    fingerprint matches; the local one is normalised to the progress.json shape (status, metrics, ...).
-    Without one, a milestone whose modules all pass is "ready", else "locked"; an old result for other
-    code makes it "stale".
+    The current result is the one in badges/progress.json or the local `tito milestone run` result
+    whose fingerprint matches the code now (the same choice `tito grade` makes). Without one, a
+    milestone whose modules all pass is "ready", else "locked"; an old result for other code makes it
+    "stale".
     """
+    root = Path(root)
     modules = module_states(root, course) if modules is None else modules
     key = milestone_fingerprint(root, ms, checksums, course)
-    local = load_milestone_result(ms.number, root)
-    committed = (_progress(root).get("milestones") or {}).get(str(ms.number))
-    candidates = []
-    if judged(local):
-        candidates.append({**local, "status": "passed" if local.get("passed") else "failed",
-                           "cache_key": local.get("fingerprint")})
-    if isinstance(committed, dict) and committed.get("status") in ("passed", "failed"):
-        candidates.append(committed)
-    for entry in candidates:
-        if entry.get("cache_key") == key:
-            passed = entry["status"] == "passed" and ms.passed(entry.get("metrics") or {}, entry.get("corpus"))
-            return ("passed" if passed else "failed"), entry
+    stored = [e for e in (committed_result(_progress(root), ms), local_result(root, ms)) if e is not None]
+    current = next((e for e in stored if e["cache_key"] == key), None)
+    if current is not None:
+        return current["status"], current
     if all(modules.get(r, {}).get("status") == "passed" for r in ms.requires):
-        return ("stale" if candidates else "ready"), (candidates[0] if candidates else None)
-    return "locked", (candidates[0] if candidates else None)
+        return ("stale" if stored else "ready"), (stored[0] if stored else None)
+    return "locked", (stored[0] if stored else None)
 
 
 def missing_modules(ms: Milestone, modules: dict[str, dict]) -> list[str]:

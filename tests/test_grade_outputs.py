@@ -17,7 +17,7 @@ from tito_fixtures import FAKE_COURSE, SHIELDS_ENDPOINT_SCHEMA  # noqa: E402
 from grading import badges, readme_section  # noqa: E402
 from grading.course import Condition, parse_course  # noqa: E402
 from grading.grade import (_previous_milestone, badge_files, build_progress, check_tamper,  # noqa: E402
-                           data_key, grade_milestones, GradeOptions, read_profile, safe_curve_svg, ungraded_progress,
+                           data_key, read_profile, safe_curve_svg, ungraded_progress,
                            write_outputs)
 from grading.scoring import score_module  # noqa: E402
 from grading.state import data_checksums_for, known_data_checksums, milestone_fingerprint  # noqa: E402
@@ -174,6 +174,18 @@ def test_the_profile_is_validated_and_capped(tmp_path):
     assert profile["name"] == "Ada Lovelace" and profile["github"] == "ada" and profile["student_id"] == "12345"
     assert "Bad Key" not in profile and "nested" not in profile and "empty" not in profile
     assert len(profile["long"]) == 120 and "\u0007" not in profile["link"]
+    progress = {"modules": {}, "totals": {"modules_passed": 0, "modules": 0, "points": 0, "max_points": 0},
+                "milestones": {}, "profile": profile, "commit": {}}
+    course = parse_course(yaml.safe_load(FAKE_COURSE))
+    progress["modules"] = {m.id: {"ok": False, "total": 0, "passed": 0, "points": 0, "max_points": m.points}
+                           for m in course.modules}
+    progress["milestones"] = {"1": {"status": "locked"}}
+    text = readme_section.render(progress, course, badge_files(course))
+    assert "Student: Ada Lovelace (@ada)" in text
+    (tmp_path / "tinytorch.yaml").write_text("name: '[x](http://evil) <b>'\ngithub: ada\n", encoding="utf-8")
+    progress["profile"] = read_profile(tmp_path)
+    text = readme_section.render(progress, course, badge_files(course))
+    assert "Student: x(http://evil) b (@ada)" in text          # no link, no HTML from the profile
     (tmp_path / "tinytorch.yaml").write_text("- not a mapping\n", encoding="utf-8")
     assert read_profile(tmp_path) == {}
     assert read_profile(tmp_path / "missing") == {}

@@ -25,16 +25,16 @@ _SUBMODULES = ("nn", "optim", "data")   # PyTorch-style namespaces: tt.nn, tt.op
 def _broken_file_error(module: str, exc: BaseException) -> ImportError:
     """An ImportError naming the student's file and line that stopped `tinytorch.<module>` importing."""
     if isinstance(exc, SyntaxError) and exc.filename:
-        where = f"{exc.filename}, line {exc.lineno}"
+        location = f"{exc.filename}, line {exc.lineno}"
     else:
-        tb, where = exc.__traceback__, f"tinytorch/{module}.py"
+        tb, location = exc.__traceback__, f"tinytorch/{module}.py"
         while tb is not None:
             name = tb.tb_frame.f_code.co_filename.replace("\\", "/")
             if "/tinytorch/" in name:
-                where = f"{name}, line {tb.tb_lineno}"
+                location = f"{name}, line {tb.tb_lineno}"
             tb = tb.tb_next
     return ImportError(f"tinytorch.{module} could not be imported because of {type(exc).__name__} "
-                       f"in {where}: {exc}")
+                       f"in {location}: {exc}")
 
 
 def _load(module: str):
@@ -64,8 +64,9 @@ def __dir__():
 # Module 02, the tensor, is what everything else is built on. If tensor.py itself does not import yet,
 # `import tinytorch` still succeeds (module 01 does not need it), and every tensor name raises the error.
 try:
-    from tinytorch.tensor import (DEFAULT_FLOAT, Tensor, TensorError, arange, cat, full, get_rng, manual_seed,
-                                  ones, ones_like, pad, rand, randn, stack, tensor, where, zeros, zeros_like)
+    from tinytorch.tensor import (DEFAULT_FLOAT, Tensor, TensorError, arange, cat, full, get_rng,  # noqa: F401
+                                  manual_seed, ones, ones_like, pad, rand, randn, stack, tensor, where, zeros,
+                                  zeros_like)
     float32 = DEFAULT_FLOAT
 except Exception:  # noqa: BLE001 - re-raised with the file and line on first use of a tensor name
     _LAZY.update(dict.fromkeys(("DEFAULT_FLOAT", "Tensor", "TensorError", "arange", "cat", "full", "get_rng",
