@@ -265,13 +265,14 @@ SCENARIOS = {
 }
 IN_PROCESS_FORGERY = ("module-source-patches-pytest", "module-source-fakes-report-and-exits")
 
-# Student-side outcome for TARGET (a stub: 1 of its 10 tests passes without any work) and DONE.
+# Student-side outcome for TARGET (a stub: 0 of its 9 counted tests pass; its 10th checks given code and
+# counts neither way) and DONE.
 STUDENT_SIDE = {
-    "unaffected": dict(target_ok=False, target=(1, 10), done_points=5),
+    "unaffected": dict(target_ok=False, target=(0, 9), done_points=5),
     "forged": dict(target_ok=True, done_points=5),
     "no tests": dict(target_ok=False, target=(0, 0), done_points=5),
-    "inflated": dict(target_ok=False, target=(1, 10), done_points=50),
-    "overwritten": dict(target_ok=False, target=(1, 10), done_points=5),
+    "inflated": dict(target_ok=False, target=(0, 9), done_points=50),
+    "overwritten": dict(target_ok=False, target=(0, 9), done_points=5),
 }
 
 
@@ -482,7 +483,7 @@ def test_student_side_grader(world, sid, tmp_path):
     else:
         assert tamper["status"] == "clean" and integrity["message"] == "unmodified"
     if s.student == "overwritten":   # hand-written results are replaced by this run's results
-        assert progress["totals"]["points"] == 5.4 and progress["tamper"]["status"] == "clean"  # 5 + 4 x 1/10
+        assert progress["totals"]["points"] == 5 and progress["tamper"]["status"] == "clean"  # 5 + 4 x 0/9
         assert "100/100" not in (checkout / "README.md").read_text(encoding="utf-8")
         for name in ("points", "modules", "neural-network-engineer"):
             badge = json.loads((checkout / "badges" / f"{name}.json").read_text())
