@@ -41,7 +41,7 @@ import grading
 from grading import badges as badgelib
 from grading import readme_section, state
 from grading.console import Console, actions_command, in_github_actions
-from grading.course import Course, CourseError, Milestone, Module, elsewhere_note, load_course, repo_root
+from grading.course import Course, CourseError, Milestone, Module, load_course, repo_root
 from grading.scoring import ModuleScore, error_line, score_modules, short_test
 from grading.state import atomic_write_text, finite_number, milestone_entry, read_json
 from grading.testrun import (Limits, RunResult, TestResult, Watched, child_env, describe_exit, python_in, read_tail,
@@ -710,9 +710,6 @@ def _grade(opts: GradeOptions, root: Path, out: Console) -> int:
     commit = commit_info(root)
     run_url = actions_run_url()
     workdir = Path(tempfile.mkdtemp(prefix="tito-grade-"))
-    note = elsewhere_note(root)
-    if note:
-        out.line(f"{out.sym('warn')} {note}")
     try:
         label = (" (uncommitted changes)" if commit["dirty"] else f" (commit {commit['sha'][:7]})") \
             if commit["sha"] else ""

@@ -19,7 +19,7 @@ from pathlib import Path
 from grading import badges as badgelib
 from grading import state
 from grading.console import Console
-from grading.course import Course, CourseError, Module, elsewhere_note, load_course, repo_root
+from grading.course import Course, CourseError, Module, load_course, repo_root
 from grading.grade import grade_module
 from grading.scoring import short_test
 from grading.testrun import Limits
@@ -52,18 +52,9 @@ def _status_text(out: Console, entry: dict) -> tuple[str, str]:
 
 # --- list ------------------------------------------------------------------------------------------
 
-def _root(out: Console) -> Path:
-    """The repository in the current directory (said once when tito is installed from another one)."""
-    root = repo_root()
-    note = elsewhere_note(root)
-    if note:
-        out.line(f"{out.sym('warn')} {note}")
-    return root
-
-
 def cmd_list(args) -> int:
     out = args.console
-    root = _root(out)
+    root = repo_root()
     course = _course(root)
     results = state.module_states(root, course)
     out.line(out.style(f"{course.name}: {len(course.modules)} modules, {badgelib.fmt_number(course.total_points)} points",
@@ -105,7 +96,7 @@ def _readme_intro(path: Path, max_lines: int = 25) -> list[str]:
 
 def cmd_start(args) -> int:
     out = args.console
-    root = _root(out)
+    root = repo_root()
     course = _course(root)
     m = course.module(args.module)
     readme = root / m.folder / "README.md"
@@ -141,7 +132,7 @@ def _run(root: Path, course: Course, module: Module, args, echo):
 
 def _module_with_tests(args):
     """(root, course, module) for args.module, or None after saying that its test folder is missing."""
-    root = _root(args.console)
+    root = repo_root()
     course = _course(root)
     m = course.module(args.module)
     if not (root / m.folder).is_dir():

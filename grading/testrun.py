@@ -414,6 +414,14 @@ def _stage_message(stage) -> tuple[str, str]:
     return "", ""
 
 
+def results_from_report(report: dict) -> RunResult:
+    """A RunResult from a complete pytest-json-report (e.g. one written in the instructor's sandbox),
+    ready for grading.scoring.score_modules(course, result.tests, result.collect_errors)."""
+    result = RunResult()
+    _apply_report(report, result)
+    return result
+
+
 def _apply_report(report: dict, result: RunResult) -> None:
     """Take test outcomes and collection errors from a complete pytest-json-report file (the progress
     log, read before, may know where in the student's code a test failed: kept when the report does not)."""

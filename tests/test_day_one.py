@@ -63,6 +63,11 @@ def test_the_first_day_on_the_template(tmp_path):
     # the full detail is one flag away
     full = first_pytest(root, "--full", "assignments/01_setup")
     assert "NotImplementedError" in full.stdout and len(full.stdout.splitlines()) > len(lines)
+    # a test marked `given` must pass with no work at all: otherwise it tests the student's work and
+    # must count (modules 01-04 here; 05-16 in the next test, on top of 01-04 solved)
+    early = [f"assignments/{m.id}" for m in COURSE.modules if m.number <= 4]
+    given = first_pytest(root, "-m", "given", "-q", *early)
+    assert given.returncode == 0 and " passed" in given.stdout, given.stdout[-2000:]
     # the grade of the untouched template is exactly 0
     progress = grade_modules(root)
     assert progress["totals"]["points"] == 0, {k: v["points"] for k, v in progress["modules"].items()}
@@ -82,6 +87,9 @@ def test_modules_05_to_16_give_nothing_when_only_01_to_04_are_solved(tmp_path):
     points = {mid: e["points"] for mid, e in progress["modules"].items()}
     assert all(progress["modules"][m.id]["ok"] for m in COURSE.modules if m.number <= 4), points
     assert all(points[m.id] == 0 for m in COURSE.modules if m.number > 4), points
+    later = [f"assignments/{m.id}" for m in COURSE.modules if m.number > 4]
+    given = first_pytest(root, "-m", "given", "-q", *later)
+    assert given.returncode == 0 and " passed" in given.stdout, given.stdout[-2000:]
 
 
 def test_a_broken_later_file_costs_nothing_earlier_and_is_named(tmp_path):

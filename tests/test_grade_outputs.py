@@ -374,3 +374,25 @@ def test_several_unlocks_in_one_run_end_with_one_closing_line(monkeypatch, still
     text = stream.getvalue()
     assert text.count("MILESTONE UNLOCKED") == 3
     assert text.count(closing) == 1 and closing in text.rstrip().splitlines()[-1]
+
+
+def test_a_pytest_json_report_scores_like_tito_grade(course):
+    """The instructor's sandboxed regrade reads a pytest-json-report; the same rule scores it."""
+    from grading.scoring import score_modules
+    from grading.testrun import results_from_report
+    report = {"tests": [
+        {"nodeid": "assignments/01_alpha/test_a.py::given_one", "outcome": "passed", "keywords": ["given_one", "given"]},
+        {"nodeid": "assignments/01_alpha/test_a.py::mine", "outcome": "failed",
+         "call": {"outcome": "failed", "crash": {"message": "AssertionError: nope"},
+                  "traceback": [{"path": "assignments/01_alpha/test_a.py", "lineno": 9},
+                                {"path": "/r/tinytorch/alpha.py", "lineno": 3}]}},
+        {"nodeid": "assignments/02_beta/test_b.py::ok", "outcome": "passed"}],
+        "collectors": [{"nodeid": "assignments/03_gamma/test_c.py", "outcome": "failed",
+                        "longrepr": 'E     File "/r/tinytorch/gamma.py", line 7\nE   SyntaxError: invalid syntax'}]}
+    run = results_from_report(report)
+    scores = score_modules(course, run.tests, run.collect_errors)
+    alpha = scores["01_alpha"]
+    assert (alpha.passed, alpha.total, alpha.skipped, alpha.points) == (0, 1, 1, 0)
+    assert "mine (in tinytorch/alpha.py:3) - AssertionError: nope" in alpha.reason
+    assert scores["02_beta"].points == 6 and scores["02_beta"].ok
+    assert scores["03_gamma"].points == 0 and scores["03_gamma"].reason.startswith("tinytorch/gamma.py:7 is broken")
