@@ -9,7 +9,8 @@ current. Results come from two places:
 - `.tito/` at the repository root (never committed): `modules.json` ({module id: result}) and
   `milestones/m<N>.json`, written by `tito module test/complete`, `tito milestone run` and `tito grade`;
 - `badges/progress.json`, which `tito grade` writes and CI commits, so results carry over between pushes.
-For each module and milestone the current result is the newest one whose fingerprint matches.
+For each module and milestone the current result is one whose fingerprint matches the code now (for a
+milestone the committed one first: it says where it was verified); any other result is stale.
 
 Rules kept here, once:
 - A run that could not run (missing data, unfinished code) never replaces a judged result (passed or
@@ -39,6 +40,7 @@ from grading.scoring import error_line
 
 FINGERPRINT_VERSION = "tito-fingerprint-v3"   # v3: only the modules a result depends on
 STATE_DIR: Path | None = None                  # tests (and TITO_STATE_DIR) point the state elsewhere
+SAMPLE_CHARS = 600                             # characters kept of a milestone's generated text
 _SOURCES_ROW = re.compile(r"^\|\s*([\w.\-]+)\s*\|[^|]*\|\s*([0-9a-f]{64})\s*\|", re.M)
 
 
@@ -262,9 +264,6 @@ def module_states(root: Path | None = None, course: Course | None = None) -> dic
 def load_milestone_result(number: int, root: Path | None = None) -> dict | None:
     data = read_json(milestone_result_path(number, root))
     return data if isinstance(data, dict) else None
-
-
-SAMPLE_CHARS = 600
 
 
 def finite_number(v) -> bool:
