@@ -103,3 +103,22 @@ def test_a_broken_later_file_costs_nothing_earlier_and_is_named(tmp_path):
     assert mods["01_setup"]["ok"] and mods["02_tensor"]["ok"], {k: mods[k]["reason"] for k in ("01_setup", "02_tensor")}
     assert mods["03_activations"]["points"] == 0
     assert mods["03_activations"]["reason"].startswith(f"tinytorch/activations.py:{len(lines)} is broken")
+
+
+def test_a_broken_tensor_file_leaves_module_01_working_and_names_the_line(tmp_path):
+    """`import tinytorch` loads only what is used: even a broken tensor.py (module 02) leaves module 01's
+    setup_check importable, and using a tensor name raises an ImportError naming the file and line."""
+    import shutil
+    shutil.copytree(REPO / "tinytorch", tmp_path / "tinytorch", ignore=shutil.ignore_patterns("__pycache__"))
+    path = tmp_path / "tinytorch" / "tensor.py"
+    lines = path.read_text(encoding="utf-8").splitlines() + ["x = ("]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code = ("import tinytorch as tt\nfrom tinytorch import setup_check\nprint('setup_check ok')\n"
+            "for name in ('tensor', 'float32', 'relu', 'nn.Linear'):\n"
+            "    try:\n        eval('tt.' + name)\n    except ImportError as exc:\n        print(name, exc)\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=clean_env(tmp_path), capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0 and "setup_check ok" in run.stdout, run.stdout + run.stderr
+    for name in ("tensor", "float32", "relu", "nn.Linear"):
+        line = next(x for x in run.stdout.splitlines() if x.startswith(name + " "))
+        assert f"tensor.py, line {len(lines)}" in line and "SyntaxError" in line, line

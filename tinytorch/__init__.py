@@ -50,7 +50,7 @@ def __getattr__(name: str):
     if name in _SUBMODULES:
         value = _load(name)
     elif name in _LAZY:
-        value = getattr(_load(_LAZY[name]), name)
+        value = getattr(_load(_LAZY[name]), "DEFAULT_FLOAT" if name == "float32" else name)
     else:
         raise AttributeError(f"module 'tinytorch' has no attribute {name!r}")
     globals()[name] = value
@@ -71,7 +71,7 @@ try:
 except Exception:  # noqa: BLE001 - re-raised with the file and line on first use of a tensor name
     _LAZY.update(dict.fromkeys(("DEFAULT_FLOAT", "Tensor", "TensorError", "arange", "cat", "full", "get_rng",
                                 "manual_seed", "ones", "ones_like", "pad", "rand", "randn", "stack", "tensor",
-                                "where", "zeros", "zeros_like"), "tensor"))
+                                "where", "zeros", "zeros_like", "float32"), "tensor"))
 
 ensure_tuned()   # reuse large freed arrays instead of re-faulting them every step (see runtime.py)
 __version__ = "0.1.0"
