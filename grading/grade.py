@@ -720,7 +720,7 @@ def _grade(opts: GradeOptions, root: Path, out: Console) -> int:
         modules, mode = run_module_tests(root, course, limits, workdir / "tests", out, opts.verbose)
         test_seconds = round(time.monotonic() - started, 1)
         out.line(f"Module tests done in {test_seconds:.1f} s.")
-        state.record_module_results(root, course, modules)
+        recorded = state.record_module_results(root, course, modules)
         out.line("Milestones" + (" (--skip-milestones: only reusing earlier results)" if opts.skip_milestones else ""))
         deadline = started + opts.time_budget if opts.time_budget else None
         milestones = grade_milestones(root, course, modules, prev, opts, workdir / "milestones", out, run_url,
@@ -733,7 +733,7 @@ def _grade(opts: GradeOptions, root: Path, out: Console) -> int:
     seconds = {"module_tests": test_seconds,
                "milestones": {k: v["_wall_seconds"] for k, v in milestones.items() if "_wall_seconds" in v},
                "total": round(time.monotonic() - started, 1)}
-    fingerprints = {m.id: state.module_fingerprint(root, course, m) for m in course.modules}
+    fingerprints = {mid: entry["fingerprint"] for mid, entry in recorded.items()}
     progress = build_progress(course, modules, milestones, tamper, commit, run_url, mode,
                               read_profile(root), seconds, fingerprints)
     warnings = write_outputs(root, course, progress, curves, opts.write_readme)
