@@ -35,7 +35,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from grading.course import REPO_ROOT, Course, load_course
+from grading.course import REPO_ROOT, Course, load_course, repo_root
 from grading.instructor.solutions import SolutionMarkerError, find_blocks, marker_lines, transform
 from grading.state import atomic_write_json
 
@@ -438,6 +438,7 @@ def check_release(release_dir: str | Path) -> list[str]:
 
 # ---- command line -----------------------------------------------------------------------------------
 def _cmd_release(args) -> int:
+    args.source = args.source or str(repo_root())   # the course repository in the current directory
     try:
         report = build_release(args.out, args.source, args.solutions_through, force=args.force)
     except (ReleaseError, SolutionMarkerError) as exc:
@@ -471,7 +472,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--solutions-through", type=int, metavar="NN", default=None,
                    help="keep the solutions of modules numbered <= NN (courses that hand out earlier answers)")
     p.add_argument("--force", action="store_true", help="replace the contents of a non-empty --out")
-    p.add_argument("--source", default=str(REPO_ROOT), help=argparse.SUPPRESS)
+    p.add_argument("--source", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_release, handler=_cmd_release)
     return p
 
