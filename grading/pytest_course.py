@@ -6,7 +6,7 @@ configuration and --noconftest, so none of this changes a grade). Two things:
 - Short by default when a run covers several modules (the first `pytest` of the course covers all 16,
   most of them unfinished): one line of dots per ~80 tests, no tracebacks, no warnings summary, and a
   broken test file does not stop the others from running. `pytest --full` gives pytest's usual full
-  detail; so does running one module (`pytest assignments/02_tensor`), -v, or an explicit --tb.
+  detail; so does running one module (`pytest assignments/02_tensor`), -v, an explicit --tb or -r.
 - A summary at the end, one line per module in course order, scored by the grader's own rule
   (grading.scoring, so the points match `tito grade`):
 
@@ -47,8 +47,8 @@ def _modules_in_run(config) -> set[str] | None:
 def _wants_short(config) -> bool:
     if config.getoption("full") or config.option.verbose > 0:
         return False
-    if any(a.startswith("--tb") for a in config.invocation_params.args):
-        return False
+    if any(a.startswith(("--tb", "-r")) for a in config.invocation_params.args):
+        return False                         # the student asked for a kind of detail: give it
     modules = _modules_in_run(config)
     return modules is not None and ("*" in modules or len(modules) > 1)
 
