@@ -16,6 +16,7 @@ import sys
 
 import grading
 from grading.console import Console
+from grading.course import elsewhere_note, repo_root
 
 # command -> (module that provides `register(subparsers)`, one-line help)
 EXTERNAL = {
@@ -28,6 +29,10 @@ OWN = {
     "module": ("grading.modules_cmd", "work on a module: list, start NN, test NN, complete NN"),
     "grade": ("grading.grade", "grade everything: module tests, milestones, badges, README progress"),
 }
+
+
+# commands that act on the repository in the current directory (grading.course.repo_root)
+WORKS_ON_THE_REPOSITORY = ("module", "milestone", "grade")
 
 
 class _MissingCommand:
@@ -86,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 0 if args.command is None else 2
+    if args.command in WORKS_ON_THE_REPOSITORY:
+        note = elsewhere_note(repo_root())
+        if note:
+            args.console.line(f"{args.console.sym('warn')} {note}")
     try:
         return int(func(args) or 0)
     except KeyboardInterrupt:

@@ -32,6 +32,10 @@ SYMBOLS = {
     "bar": ("\u2502", "|"),
     "rule": ("\u2500", "-"),
     "dot": ("\u2022", "*"),
+    "ready": ("\u25b6\ufe0f", "[ready]"),
+    "stale": ("\U0001f504", "[rerun]"),
+    "trophy": ("\U0001f3c6", "[*]"),
+    "tiny": ("\U0001f9ea", "[tiny]"),
 }
 
 _STYLES = {

@@ -6,6 +6,7 @@ that is wrong, so a typo in the table fails loudly instead of silently dropping 
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -13,14 +14,40 @@ from pathlib import Path
 
 import yaml
 
+# Where this copy of `tito` is installed (an editable install: the course checkout it came from).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COURSE_FILE = REPO_ROOT / "assignments" / "course.yaml"
+COURSE_TABLE = Path("assignments") / "course.yaml"
 _MODULE_ID = re.compile(r"^(\d\d)_[a-z][a-z0-9_]*$")
 _OPS = {">=": lambda got, want: got >= want, "<=": lambda got, want: got <= want}
 
 
 class CourseError(ValueError):
     """course.yaml is missing, unreadable, or has a field that is wrong."""
+
+
+def repo_root(start: str | Path | None = None) -> Path:
+    """The course repository `tito` acts on: the nearest folder at or above `start` (default: the
+    current directory) that holds assignments/course.yaml, else the checkout tito is installed from.
+
+    Why not always the install location: an instructor with the course installed who runs `tito grade`
+    in a student's clone must grade that clone, not rewrite their own checkout. `TITO_REPO` overrides.
+    """
+    forced = os.environ.get("TITO_REPO")
+    if forced:
+        return Path(forced).resolve()
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / COURSE_TABLE).is_file():
+            return folder
+    return REPO_ROOT
+
+
+def elsewhere_note(root: Path) -> str | None:
+    """A one-line note when `root` is not the checkout this tito is installed from, else None."""
+    if Path(root).resolve() == REPO_ROOT:
+        return None
+    return f"working on the repository at {root} (tito itself is installed from {REPO_ROOT})"
 
 
 @dataclass(frozen=True)
@@ -214,8 +241,8 @@ def parse_course(data: dict, where: str = "course.yaml") -> Course:
 
 
 def load_course(path: str | Path | None = None) -> Course:
-    """Load and validate course.yaml (default: the one in this repository)."""
-    return _load(str(Path(path or COURSE_FILE).resolve()))
+    """Load and validate course.yaml (default: the one of the repository `tito` works on, see repo_root)."""
+    return _load(str(Path(path or repo_root() / COURSE_TABLE).resolve()))
 
 
 @lru_cache(maxsize=8)

@@ -3,32 +3,28 @@
     tito grade                     # modules, then milestones (reusing results whose inputs did not change)
     tito grade --skip-milestones   # modules only (cached milestone results are still shown)
 
-Steps:
+Steps, top to bottom in this file:
 1. Module tests. One pytest child process for all modules (fast), through `grading.testrun`, which
    applies per-test, whole-run, memory and output limits. If that process crashes, the modules whose
    tests had all finished keep their results and every other module is re-run on its own, so one hostile
-   module cannot zero the others. Points = module points x passed / total tests (partial credit); a test
-   file that cannot even be imported gives its module 0 points.
-2. Milestones. Each milestone whose `requires` modules all pass runs as `python -m grading milestone run N
-   --json <tmp>` with a hard time limit (budget x factor). Victory is decided here, from the metrics and
-   course.yaml's thresholds (never from an exit code). A result is reused when its cache key matches: sha256
-   over every tinytorch/*.py file (all of them: simpler and safer than tracing imports), the milestone
-   program, milestones/common.py, any shipped weights under milestones/weights/, the victory thresholds,
-   and the sha256 of the data files the program names (the SOURCES.md checksums, as declared in
-   tinytorch/datasets.py). Keys live in badges/progress.json, which CI commits, so results carry over
-   between pushes.
-3. Outputs under badges/ (shields endpoint JSON + SVG per badge, progress.json, training curves), the README
-   progress section, a GitHub Actions step summary, and unlock notifications.
+   module cannot zero the others. Points come from `grading.scoring.score_modules`, the one scoring rule.
+2. Milestones. A milestone whose `requires` modules all pass reuses a result for exactly this code (its
+   fingerprint, `grading.state.milestone_fingerprint`), from badges/progress.json (committed by CI) or
+   from a local `tito milestone run`; otherwise it runs as `python -m grading milestone run N --json
+   <tmp>` with a hard time limit (budget x factor). Victory is decided here, from the metrics and
+   course.yaml's thresholds (never from an exit code): `milestone_entry` is the one place a stored or
+   fresh result becomes a status. Not running (--skip-milestones, no time left) never erases a result.
+3. Outputs under badges/ (shields endpoint JSON + SVG per badge, progress.json with the student's
+   profile and the seconds of each phase, training curves), the README progress section, a GitHub
+   Actions step summary, and unlock notifications.
 
 Exit status: 0 whenever grading ran, whatever the score; 2 when it could not run (no course table, a
 README that cannot be written, ...).
 """
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
@@ -36,15 +32,18 @@ import subprocess
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 import grading
 from grading import badges as badgelib
-from grading import readme_section
+from grading import readme_section, state
 from grading.console import Console, actions_command, in_github_actions
-from grading.course import REPO_ROOT, Course, CourseError, Milestone, Module, load_course
-from grading.state import atomic_write_text, read_json
+from grading.course import Course, CourseError, Milestone, Module, load_course, repo_root
+from grading.scoring import ModuleScore, error_line, score_modules, short_test
+from grading.state import atomic_write_text, finite_number, milestone_entry, read_json
 from grading.testrun import (Limits, RunResult, TestResult, Watched, child_env, describe_exit, python_in, read_tail,
                              run_pytest)
 
@@ -56,7 +55,6 @@ MAX_FAILING_LISTED = 10
 MAX_MODULE_CRASHES = 3
 MAX_RESULT_BYTES = 8 * 1024 * 1024
 MAX_CURVE_BYTES = 2 * 1024 * 1024
-SAMPLE_CHARS = 600
 
 
 class GradeError(RuntimeError):
@@ -83,90 +81,6 @@ class GradeOptions:
 # 1. module tests
 # =====================================================================================================
 
-@dataclass
-class ModuleGrade:
-    module: Module
-    tests: dict[str, TestResult] = field(default_factory=dict)
-    collect_errors: dict[str, str] = field(default_factory=dict)
-    crash_reason: str = ""
-
-    def neutral_skip(self, t: TestResult) -> bool:
-        """A skip that the module's own test file asked for (e.g. 'set TINYTORCH_DATA to check the real
-        data'): it counts neither for nor against. A skip raised from anywhere else - say, pytest.skip()
-        inside tinytorch/ - is not neutral and counts as a failed test."""
-        if t.outcome != "skipped":
-            return False
-        where = t.skip_path.replace("\\", "/")
-        folder = self.module.folder
-        return where.startswith(folder + "/") or f"/{folder}/" in where
-
-    @property
-    def counted(self) -> list[TestResult]:
-        return [t for t in self.tests.values() if not self.neutral_skip(t)]
-
-    @property
-    def skipped(self) -> int:
-        return len(self.tests) - len(self.counted)
-
-    @property
-    def total(self) -> int:
-        return len(self.counted)
-
-    @property
-    def passed(self) -> int:
-        return sum(1 for t in self.counted if t.ok)
-
-    @property
-    def points(self) -> float:
-        if self.collect_errors or self.total == 0:
-            return 0.0
-        return round(self.module.points * self.passed / self.total, 2)
-
-    @property
-    def ok(self) -> bool:
-        return self.total > 0 and self.passed == self.total and not self.collect_errors
-
-    @property
-    def reason(self) -> str:
-        """Why the module did not get full marks, in one line (empty when it did)."""
-        if self.collect_errors:
-            path, message = next(iter(sorted(self.collect_errors.items())))
-            return (f"{Path(path).name} could not be imported, so this module gets 0 points: "
-                    f"{error_line(message)}")
-        if self.total == 0:
-            if self.tests:
-                return "every test was skipped: " + error_line(next(iter(self.tests.values())).message)
-            return self.crash_reason or f"no tests found in {self.module.folder}/"
-        if self.ok:
-            return ""
-        first = next(t for t in self.counted if not t.ok)
-        text = f"{self.total - self.passed} of {self.total} tests failed; first: {short_test(first.nodeid)}"
-        message = first.message
-        if first.outcome == "skipped":
-            message = f"skipped from {Path(first.skip_path).name or 'outside its test file'}, " \
-                      f"which counts as a failure: {message}"
-        if message:
-            text += f" - {error_line(message)}"
-        return text
-
-    @property
-    def failing(self) -> list[str]:
-        return [t.nodeid for t in self.counted if not t.ok]
-
-
-def error_line(text: str, limit: int = 240) -> str:
-    """The most useful single line of a pytest error: the last `E   ...` line, else the first line."""
-    lines = [ln.rstrip() for ln in str(text).splitlines() if ln.strip()]
-    e_lines = [ln[1:].strip() for ln in lines if ln.startswith("E ")]
-    line = e_lines[-1] if e_lines else (lines[0].strip() if lines else "")
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def short_test(nodeid: str) -> str:
-    """'assignments/04_layers/test_04_layers.py::test_linear' -> 'test_04_layers.py::test_linear'."""
-    return nodeid.rsplit("/", 1)[-1]
-
-
 class _Echo:
     """Prints a child's output lines with a prefix, up to a cap, so a flood cannot drown the log."""
 
@@ -190,32 +104,41 @@ def _pytest_progress_line(line: str) -> bool:
 
 
 def run_module_tests(root: Path, course: Course, limits: Limits, workdir: Path, out: Console,
-                 verbose: bool = False, modules=None) -> tuple[dict[str, ModuleGrade], str]:
-    """Run the tests of `modules` (default: all); returns ({module id: ModuleGrade}, mode)."""
+                     verbose: bool = False, modules=None, isolation=None) -> tuple[dict[str, ModuleScore], str]:
+    """Run the tests of `modules` (default: all); returns ({module id: ModuleScore}, mode).
+
+    `isolation` wraps every pytest child (grading/isolation.py): the instructor's regrade passes its
+    sandbox, so the regrade runs the tests exactly as `tito grade` does, crash recovery included."""
     modules = list(modules or course.modules)
     present = [m for m in modules if (root / m.folder).is_dir()]
-    grades = {m.id: ModuleGrade(m) for m in modules}
     if not present:
-        return grades, "no tests"
+        return score_modules(course, {}, {}, modules=modules), "no tests"
     echo = _Echo(out, "  ", keep=None if verbose else _pytest_progress_line)
-    run = run_pytest(root, [m.folder for m in present], limits, workdir / "all", echo=echo, verbose=verbose)
+    run = run_pytest(root, [m.folder for m in present], limits, workdir / "all", echo=echo, verbose=verbose,
+                     isolation=isolation)
     if not run.crashed:
-        _assign(course, run, grades)
-        return grades, "single run"
+        return score_modules(course, _with_unrun(run), run.collect_errors, modules=modules), "single run"
     out.line(f"  {out.sym('warn')} {run.crash_reason}"
              + (f" (while running {short_test(run.crash_nodeid)})" if run.crash_nodeid else ""))
     finished = _finished_modules(course, run, present)
-    if finished:
-        _assign(course, run, grades, only=finished)
+    scores = score_modules(course, _with_unrun(run), run.collect_errors, modules=modules)
     rerun = [m for m in present if m.id not in finished]
     out.line(f"  re-running {len(rerun)} module(s) one at a time so the crash only affects its own module")
     per_module_limits = Limits(limits.test_seconds, min(limits.run_seconds, max(120.0, limits.run_seconds / 4)),
                                limits.memory_mb, limits.output_mb)
     for m in rerun:
-        grades[m.id] = _test_one_module(root, course, m, per_module_limits, workdir / m.id)
-        g = grades[m.id]
-        out.line(f"  {m.id}: {g.passed}/{g.total} tests passed" + (f" - {g.reason}" if g.reason else ""))
-    return grades, "per-module runs after a crash"
+        scores[m.id] = grade_module(root, course, m, per_module_limits, workdir / m.id, isolation=isolation)
+        s = scores[m.id]
+        out.line(f"  {m.id}: {s.passed}/{s.total} tests passed" + (f" - {s.reason}" if s.reason else ""))
+    return scores, "per-module runs after a crash"
+
+
+def _with_unrun(run: RunResult) -> dict[str, TestResult]:
+    """The run's results, plus collected tests that never ran because the process stopped (they count)."""
+    tests = dict(run.tests)
+    for nodeid in run.collected or []:
+        tests.setdefault(nodeid, TestResult(nodeid, "not run", "did not run because the test process stopped"))
+    return tests
 
 
 def _finished_modules(course: Course, run: RunResult, present: list[Module]) -> set[str]:
@@ -234,28 +157,16 @@ def _finished_modules(course: Course, run: RunResult, present: list[Module]) -> 
     return done
 
 
-def _assign(course: Course, run: RunResult, grades: dict[str, ModuleGrade], only=None) -> None:
-    for nodeid in (run.collected or []):
-        if nodeid not in run.tests:
-            run.tests[nodeid] = TestResult(nodeid, "not run", "did not run because the test process stopped")
-    for nodeid, result in run.tests.items():
-        m = course.module_for_path(nodeid)
-        if m is not None and m.id in grades and (only is None or m.id in only):
-            grades[m.id].tests[nodeid] = result
-    for path, message in run.collect_errors.items():
-        m = course.module_for_path(path)
-        if m is not None and m.id in grades and (only is None or m.id in only):
-            grades[m.id].collect_errors[path] = message
-
-
-def _test_one_module(root: Path, course: Course, module: Module, limits: Limits, workdir: Path) -> ModuleGrade:
-    """Run one module's tests; a test that kills the process is recorded and deselected, up to 3 times."""
-    grade = ModuleGrade(module)
+def grade_module(root: Path, course: Course, module: Module, limits: Limits, workdir: Path,
+                 echo=None, verbose: bool = False, isolation=None) -> ModuleScore:
+    """Run one module's tests and score them; a test that kills the process is recorded and deselected,
+    up to 3 times. `tito module test/complete` call this too, so they score exactly as `tito grade`."""
     crashed: dict[str, TestResult] = {}
     collected = None
     run = None
     for attempt in range(MAX_MODULE_CRASHES + 1):
-        run = run_pytest(root, [module.folder], limits, workdir / f"attempt{attempt}", deselect=list(crashed))
+        run = run_pytest(root, [module.folder], limits, workdir / f"attempt{attempt}", deselect=list(crashed),
+                         echo=echo, verbose=verbose, isolation=isolation)
         if collected is None and run.collected is not None:
             collected = run.collected
         if not run.crashed:
@@ -267,120 +178,19 @@ def _test_one_module(root: Path, course: Course, module: Module, limits: Limits,
     run.tests.update(crashed)
     if collected is not None:
         run.collected = collected + [n for n in run.tests if n not in collected]
+    crash_reason = ""
     if run.crashed and run.collected is None:
         last = error_line(run.output_tail)
-        grade.crash_reason = f"{run.crash_reason} while importing the tests" + (f"; last output: {last}" if last else "")
+        crash_reason = f"{run.crash_reason} while importing the tests" + (f"; last output: {last}" if last else "")
     elif run.crashed:
-        grade.crash_reason = run.crash_reason
-    _assign(course, run, {module.id: grade})
-    return grade
+        crash_reason = run.crash_reason
+    return score_modules(course, _with_unrun(run), run.collect_errors, {module.id: crash_reason},
+                         modules=[module])[module.id]
 
 
 # =====================================================================================================
 # 2. milestones
 # =====================================================================================================
-
-_SOURCES_ROW = re.compile(r"^\|\s*([\w.\-]+)\s*\|[^|]*\|\s*([0-9a-f]{64})\s*\|", re.M)
-
-
-def known_data_checksums(root: Path) -> dict[str, str]:
-    """{data file: sha256} of the course's data sets, the checksums SOURCES.md lists.
-
-    Read from tinytorch/datasets.py (every `offline_file=..., offline_sha256=...` pair, found by parsing the
-    file, never importing it), which the loader verifies every file against - so the same values apply on
-    a student's laptop and in CI, whether the data came from $TINYTORCH_DATA or the download cache. Falls
-    back to the SOURCES.md table in $TINYTORCH_DATA when datasets.py declares none.
-    """
-    found: dict[str, str] = {}
-    try:
-        tree = ast.parse((root / "tinytorch" / "datasets.py").read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, ValueError):
-        tree = None
-    for node in ast.walk(tree) if tree is not None else ():
-        if isinstance(node, ast.Call):
-            kw = {k.arg: k.value.value for k in node.keywords
-                  if k.arg in ("offline_file", "offline_sha256") and isinstance(k.value, ast.Constant)
-                  and isinstance(k.value.value, str)}
-            if len(kw) == 2 and re.fullmatch(r"[0-9a-f]{64}", kw["offline_sha256"]):
-                found[kw["offline_file"]] = kw["offline_sha256"]
-    if found:
-        return found
-    data = os.environ.get("TINYTORCH_DATA")
-    if data:
-        try:
-            return dict(_SOURCES_ROW.findall((Path(data) / "SOURCES.md").read_text(encoding="utf-8", errors="replace")))
-        except OSError:
-            pass
-    return {}
-
-
-def data_checksums_for(program_text: str, checksums: dict[str, str]) -> dict[str, str]:
-    """The data files a milestone program names (by file stem, e.g. 'mnist'); all of them if it names none."""
-    text = program_text.lower()
-    used = {name: sha for name, sha in checksums.items() if Path(name).stem.lower() in text}
-    return used or dict(checksums)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def milestone_inputs(root: Path, ms: Milestone) -> list[Path]:
-    """Files whose content decides a milestone's result (sorted; missing ones are skipped)."""
-    files = sorted((root / "tinytorch").glob("*.py"))
-    files += [root / ms.program, root / "milestones" / "common.py"]
-    weights = root / "milestones" / "weights"
-    if weights.is_dir():
-        files += sorted(p for p in weights.rglob("*") if p.is_file())
-    return [p for p in files if p.is_file()]
-
-
-def milestone_cache_key(root: Path, ms: Milestone, checksums: dict[str, str] | None = None) -> str:
-    checksums = known_data_checksums(root) if checksums is None else checksums
-    h = hashlib.sha256()
-    h.update(CACHE_KEY_VERSION.encode() + b"\0")
-    for path in milestone_inputs(root, ms):
-        h.update(path.relative_to(root).as_posix().encode() + b"\0")
-        h.update(file_sha256(path).encode() + b"\0")
-    h.update(json.dumps(ms.all_thresholds, sort_keys=True).encode() + b"\0")
-    try:
-        program_text = (root / ms.program).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        program_text = ""
-    h.update(json.dumps(data_checksums_for(program_text, checksums), sort_keys=True).encode())
-    return h.hexdigest()
-
-
-def _finite_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def headline(ms: Milestone, metrics: dict) -> str | None:
-    """'97.1% test accuracy' / '1.62 val loss': the first victory metric, as the badge shows it."""
-    for cond in ms.victory:
-        value = metrics.get(cond.metric)
-        if _finite_number(value):
-            return f"{badgelib.format_metric(cond.metric, value)} {badgelib.metric_label(cond.metric)}"
-    return None
-
-
-def _clean_metrics(raw) -> dict:
-    if not isinstance(raw, dict):
-        return {}
-    return {str(k): (round(float(v), 6) if _finite_number(v) else None)
-            for k, v in list(raw.items())[:50] if isinstance(k, str)}
-
-
-def _clean_sample(text) -> str | None:
-    if not isinstance(text, str) or not text.strip():
-        return None
-    text = "".join(ch for ch in text if ch == "\n" or (ch.isprintable() and ch != "\x7f"))
-    return text[:SAMPLE_CHARS]
-
 
 def safe_curve_svg(path: Path) -> str | None:
     """The SVG at `path` if it is a small, well-formed SVG without scripts; otherwise None."""
@@ -411,7 +221,7 @@ def curve_file(number: int) -> str:
 
 
 def run_milestone(root: Path, ms: Milestone, workdir: Path, opts: GradeOptions, out: Console,
-                  run_url: str | None, commit: str | None) -> dict:
+                  run_url: str | None, commit: dict) -> dict:
     """Run one milestone in a limited child; returns its progress.json entry (never raises)."""
     workdir.mkdir(parents=True, exist_ok=True)
     json_path = workdir / f"m{ms.number}.json"
@@ -426,8 +236,8 @@ def run_milestone(root: Path, ms: Milestone, workdir: Path, opts: GradeOptions, 
     start = time.monotonic()
     rc = watched.run()
     seconds = round(time.monotonic() - start, 1)
-    entry = {"status": "error", "cache_key": None, "seconds": seconds,
-             "verified_by": run_url, "commit": commit}
+    entry = {"status": "error", "cache_key": None, "seconds": seconds, "verified_by": run_url,
+             **_commit_label(commit)}
     data = None
     if json_path.is_file() and json_path.stat().st_size <= MAX_RESULT_BYTES:
         data = read_json(json_path)
@@ -441,32 +251,8 @@ def run_milestone(root: Path, ms: Milestone, workdir: Path, opts: GradeOptions, 
         entry["reason"] = f"the milestone program {describe_exit(rc)} without a result" + \
                           (f": {tail}" if tail else "")
         return entry
-    metrics = _clean_metrics(data.get("metrics"))
-    error = data.get("error") if isinstance(data.get("error"), str) and data.get("error") else None
-    details = data.get("details") if isinstance(data.get("details"), dict) else {}
-    corpus = _clean_corpus(data.get("corpus") if isinstance(data.get("corpus"), str) else details.get("corpus"))
-    passed = data.get("passed") is True and error is None and ms.passed(metrics, corpus)
-    entry.update({
-        "status": "passed" if passed else "failed",
-        "metrics": metrics,
-        "seconds": round(float(data["seconds"]), 1) if _finite_number(data.get("seconds")) else seconds,
-        "headline": headline(ms, metrics),
-    })
-    if error is not None:
-        # The program could not finish (unfinished code, missing data, ...): show why, and never reuse
-        # this result, since the cause may be outside the files of the cache key (a failed download).
-        entry["reason"] = "could not run: " + error_line(error)
-        entry["no_cache"] = True
-    elif not passed:
-        unmet = [badgelib.describe_condition(c) for c in ms.unmet(metrics, corpus)]
-        entry["reason"] = ("victory condition not met: " + ", ".join(unmet)) if unmet else \
-            "the milestone reported a failed check (see its output)"
-    sample = _clean_sample(details.get("sample"))
-    if sample:
-        entry["sample"] = sample
-    if corpus:
-        entry["corpus"] = corpus
-        entry["thresholds"] = ms.thresholds_for(corpus)
+    entry.update(milestone_entry(ms, data))
+    entry["seconds"] = entry["seconds"] if entry["seconds"] is not None else seconds
     curve = safe_curve_svg(json_path.with_suffix(".svg"))
     if curve is not None:
         entry["_curve_svg"] = curve  # written to badges/ by write_outputs
@@ -474,53 +260,46 @@ def run_milestone(root: Path, ms: Milestone, workdir: Path, opts: GradeOptions, 
     return entry
 
 
-def _clean_corpus(value) -> str | None:
-    """The corpus a result names (it picks the milestone's bar), or None; results are student-writable."""
-    return value[:100] if isinstance(value, str) and value else None
+def _commit_label(commit: dict) -> dict:
+    """What a result says it was computed on: a commit, or uncommitted changes (then no sha: the code
+    that was judged is not the commit's)."""
+    if commit.get("dirty"):
+        return {"commit": None, "dirty": True}
+    return {"commit": commit.get("sha"), "dirty": False}
 
 
 def _previous_milestone(prev: dict, ms: Milestone, root: Path) -> dict | None:
-    """A previous result of `ms` from badges/progress.json, if it is well formed (it is student-writable)."""
-    entry = (prev.get("milestones") or {}).get(str(ms.number)) if isinstance(prev, dict) else None
-    if not isinstance(entry, dict) or entry.get("status") not in ("passed", "failed"):
+    """The result of `ms` in the previous badges/progress.json (state.committed_result), with its curve."""
+    entry = state.committed_result(prev, ms)
+    return _with_curve(entry, root / curve_file(ms.number))
+
+
+def _with_curve(entry: dict | None, svg: Path) -> dict | None:
+    """`entry`, marked as reused, with the training curve stored next to it (if it is a safe SVG)."""
+    if entry is None:
         return None
-    if not isinstance(entry.get("cache_key"), str) or not isinstance(entry.get("metrics"), dict):
-        return None
-    metrics = _clean_metrics(entry["metrics"])
-    corpus = _clean_corpus(entry.get("corpus"))
-    passed = entry["status"] == "passed" and ms.passed(metrics, corpus)
-    url = entry.get("verified_by")
-    clean = {
-        "status": "passed" if passed else "failed", "cache_key": entry["cache_key"], "metrics": metrics,
-        "seconds": entry["seconds"] if _finite_number(entry.get("seconds")) else None,
-        "headline": headline(ms, metrics), "_reused": True,
-        "verified_by": url if isinstance(url, str) and url.startswith("https://") else None,
-        "commit": entry.get("commit") if isinstance(entry.get("commit"), str) else None,
-    }
-    if not passed:
-        unmet = [badgelib.describe_condition(c) for c in ms.unmet(metrics, corpus)]
-        clean["reason"] = "victory condition not met: " + ", ".join(unmet) if unmet else \
-            "the milestone reported a failed check"
-    if _clean_sample(entry.get("sample")):
-        clean["sample"] = _clean_sample(entry.get("sample"))
-    if corpus:
-        clean["corpus"] = corpus
-        clean["thresholds"] = ms.thresholds_for(corpus)
-    curve = safe_curve_svg(root / curve_file(ms.number))
+    entry["_reused"] = True
+    curve = safe_curve_svg(svg)
     if curve is not None:
-        clean["_curve_svg"] = curve
-    return clean
+        entry["_curve_svg"] = curve
+    return entry
 
 
 def milestone_hard_limit(ms: Milestone, opts: GradeOptions) -> float:
     return ms.budget_seconds * opts.milestone_timeout_factor + opts.milestone_grace
 
 
-def grade_milestones(root: Path, course: Course, modules: dict[str, ModuleGrade], prev: dict,
+def grade_milestones(root: Path, course: Course, modules: dict[str, ModuleScore], prev: dict,
                      opts: GradeOptions, workdir: Path, out: Console, run_url: str | None,
-                     commit: str | None, deadline: float | None = None) -> dict[str, dict]:
+                     commit: dict | None, deadline: float | None = None) -> dict[str, dict]:
+    """{number: progress entry} for every milestone: locked, reused (a result for exactly this code,
+    from badges/progress.json or from a local `tito milestone run`), or run now.
+
+    Never downgrades by not running: with --skip-milestones (or no time left) an earlier result for
+    other code is kept, marked stale, with its curve, instead of becoming "not run"."""
     results = {}
-    checksums = known_data_checksums(root)
+    commit = commit if isinstance(commit, dict) else {"sha": commit, "dirty": None}
+    checksums = state.known_data_checksums(root)
     runner_present = (root / "grading" / "milestones.py").is_file()
     for ms in course.milestones:
         base = {"number": ms.number, "name": ms.name, "badge": ms.badge, "thresholds": ms.thresholds,
@@ -530,30 +309,46 @@ def grade_milestones(root: Path, course: Course, modules: dict[str, ModuleGrade]
             results[str(ms.number)] = {**base, "status": "locked",
                                        "reason": "needs all tests passing in: " + ", ".join(missing)}
             continue
-        key = milestone_cache_key(root, ms, checksums)
-        previous = _previous_milestone(prev, ms, root)
-        if previous is not None and previous["cache_key"] == key:
+        key = state.milestone_fingerprint(root, ms, checksums, course)
+        # the committed result first: it carries where it was verified (a GitHub Actions run)
+        local = _with_curve(state.local_result(root, ms),
+                            state.milestone_result_path(ms.number, root).with_suffix(".svg"))
+        earlier = [e for e in (_previous_milestone(prev, ms, root), local) if e is not None]
+        current = next((e for e in earlier if e["cache_key"] == key), None)
+        if current is not None:
+            where = current.pop("ran", None) or "an earlier grade"
             out.line(f"  milestone {ms.number} ({ms.name}): nothing it depends on changed; "
-                     f"reusing the result ({previous['status']})")
-            results[str(ms.number)] = {**base, **previous}
-            continue
-        if opts.skip_milestones:
-            results[str(ms.number)] = {**base, "status": "not_run", "cache_key": None,
-                                       "reason": "unlocked; not run (--skip-milestones)"}
-            continue
-        if not runner_present:
-            results[str(ms.number)] = {**base, "status": "error", "cache_key": None,
-                                       "reason": "the milestone runner grading/milestones.py is missing"}
+                     f"reusing the result ({current['status']}) of {where}")
+            results[str(ms.number)] = {**base, **current}
             continue
         left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and milestone_hard_limit(ms, opts) > left:
-            results[str(ms.number)] = {**base, "status": "not_run", "cache_key": None,
-                                       "reason": f"not enough time left in this run ({max(left, 0):.0f} s); "
-                                                 "it runs on a later push, once other results are reused"}
+        why_not = None
+        if opts.skip_milestones:
+            why_not = "--skip-milestones"
+        elif not runner_present:
+            why_not = "the milestone runner grading/milestones.py is missing"
+        elif left is not None and milestone_hard_limit(ms, opts) > left:
+            why_not = (f"not enough time left in this run ({max(left, 0):.0f} s); it runs on a later push, "
+                       "once other results are reused")
+        if why_not is not None:
+            if earlier:
+                kept = earlier[0]
+                kept.pop("ran", None)
+                results[str(ms.number)] = {**base, **kept, "stale": True,
+                                           "reason": f"your code changed since this result; not re-run ({why_not})"}
+            elif runner_present or opts.skip_milestones:
+                results[str(ms.number)] = {**base, "status": "not_run", "cache_key": None,
+                                           "reason": f"unlocked; not run ({why_not})"}
+            else:
+                results[str(ms.number)] = {**base, "status": "error", "cache_key": None, "reason": why_not}
             continue
+        started = time.monotonic()
         entry = run_milestone(root, ms, workdir / f"m{ms.number}", opts, out, run_url, commit)
+        entry["_wall_seconds"] = round(time.monotonic() - started, 1)   # for progress["seconds"] only
         if entry["status"] in ("passed", "failed") and not entry.pop("no_cache", False):
-            entry["cache_key"] = milestone_cache_key(root, ms, checksums)
+            entry["cache_key"] = state.milestone_fingerprint(root, ms, checksums, course)
+        else:
+            entry["cache_key"] = None
         results[str(ms.number)] = {**base, **entry}
         status = entry["status"]
         sym = out.sym("pass") if status == "passed" else out.sym("fail")
@@ -616,10 +411,15 @@ def _git(root: Path, *args: str) -> str | None:
 
 
 def commit_info(root: Path) -> dict:
-    sha = _git(root, "rev-parse", "HEAD")
-    if not sha:
+    """The commit whose code is graded, and whether the working tree differs from it.
+
+    That is the newest commit that changed something besides badges/ and README.md: a manual run on
+    the bot's results commit grades the student's newest code and names the student's commit."""
+    head = _git(root, "rev-parse", "HEAD")
+    if not head:
         return {"sha": None, "time": None, "dirty": None}
-    when = _git(root, "show", "-s", "--format=%cI", "HEAD")
+    sha = _git(root, "log", "-1", "--format=%H", "--", ".", ":(exclude)badges", ":(exclude)README.md") or head
+    when = _git(root, "show", "-s", "--format=%cI", sha)
     status = _git(root, "status", "--porcelain", "--", ".", ":(exclude)badges", ":(exclude)README.md")
     return {"sha": sha, "time": when, "dirty": bool(status) if status is not None else None}
 
@@ -631,21 +431,61 @@ def actions_run_url() -> str | None:
     return None
 
 
-def build_progress(course: Course, modules: dict[str, ModuleGrade], milestones: dict[str, dict],
-                   tamper: dict, commit: dict, run_url: str | None, mode: str) -> dict:
+PROFILE_FILE = "tinytorch.yaml"
+PROFILE_KEYS = 12           # fields kept from the student's profile
+PROFILE_CHARS = 120         # characters kept per field
+_PROFILE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def read_profile(root: Path) -> dict:
+    """The student's profile from tinytorch.yaml (module 01): {"name": ..., "github": ..., ...}.
+
+    Student-writable, so it is validated and capped: at most 12 fields named like `github` or
+    `student_id`, each a one-line string of at most 120 printable characters; anything else is dropped.
+    Empty fields are left out. The progress page and the instructor's roster show it.
+    """
+    try:
+        path = root / PROFILE_FILE
+        if path.stat().st_size > 64 * 1024:
+            return {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    profile = {}
+    for key, value in data.items():
+        if len(profile) >= PROFILE_KEYS:
+            break
+        if not isinstance(key, str) or not _PROFILE_KEY.match(key) or isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            value = str(value)
+        if not isinstance(value, str):
+            continue
+        text = "".join(ch for ch in value.strip() if ch.isprintable())[:PROFILE_CHARS]
+        if text:
+            profile[key] = text
+    return profile
+
+
+def build_progress(course: Course, modules: dict[str, ModuleScore], milestones: dict[str, dict],
+                   tamper: dict, commit: dict, run_url: str | None, mode: str,
+                   profile: dict | None = None, seconds: dict | None = None,
+                   fingerprints: dict[str, str] | None = None) -> dict:
+    """badges/progress.json: the grade, as every reader (README, badges, roster, regrade) sees it."""
     mods = {}
     for m in course.modules:
-        g = modules[m.id]
-        mods[m.id] = {"title": m.title, "passed": g.passed, "failed": g.total - g.passed, "total": g.total,
-                      "skipped": g.skipped,
-                      "points": g.points, "max_points": m.points, "ok": g.ok, "reason": g.reason,
-                      "failing": g.failing[:MAX_FAILING_LISTED]}
+        mods[m.id] = modules[m.id].as_dict()
+        if fingerprints and m.id in fingerprints:
+            mods[m.id]["fingerprint"] = fingerprints[m.id]
     points = round(sum(e["points"] for e in mods.values()), 2)
-    return {
+    progress = {
         "schema": PROGRESS_SCHEMA, "version": PROGRESS_VERSION, "course": course.name,
         "grader_version": grading.__version__,
         "commit": commit,
         "run": {"url": run_url, "github_actions": in_github_actions()},
+        "profile": profile or {},
         "modules": mods,
         "totals": {"modules_passed": sum(1 for e in mods.values() if e["ok"]), "modules": len(mods),
                    "points": points, "max_points": course.total_points,
@@ -656,11 +496,14 @@ def build_progress(course: Course, modules: dict[str, ModuleGrade], milestones: 
         "tamper": tamper,
         "test_run": mode,
     }
+    if seconds is not None:
+        progress["seconds"] = seconds   # per phase: {"module_tests": s, "milestones": {"1": s}, "total": s}
+    return progress
 
 
 def ungraded_progress(course: Course) -> dict:
     """The progress of a fresh repository: nothing graded, every milestone locked."""
-    modules = {m.id: ModuleGrade(m) for m in course.modules}
+    modules = score_modules(course, {}, {})
     milestones = {str(ms.number): {"number": ms.number, "name": ms.name, "badge": ms.badge,
                                    "thresholds": ms.thresholds, "budget_seconds": ms.budget_seconds,
                                    "status": "locked", "reason": "not graded yet"}
@@ -756,7 +599,7 @@ def step_summary(progress: dict, course: Course, unlocked: list[dict], reused=fr
     lines += ["", "| Milestone | Badge | Status | Result | Time |", "|---|---|---|---|---|"]
     for ms in course.milestones:
         e = progress["milestones"][str(ms.number)]
-        secs = f"{e['seconds']:.0f} s" if _finite_number(e.get("seconds")) else ""
+        secs = f"{e['seconds']:.0f} s" if finite_number(e.get("seconds")) else ""
         result = e.get("headline") or ""
         if e.get("reason") and e["status"] != "passed":
             result = (result + " - " if result else "") + _md_cell(e["reason"])
@@ -825,7 +668,9 @@ def print_report(out: Console, progress: dict, course: Course, reused=frozenset(
             text += f": {e['headline']}"
         if str(ms.number) in reused:
             text += " (reused)"
-        if e.get("reason") and e["status"] != "passed":
+        if e.get("stale"):
+            text += " (stale)"
+        if e.get("reason") and (e["status"] != "passed" or e.get("stale")):
             text += f" - {e['reason']}"
         out.line(text)
     t = progress["totals"]
@@ -845,7 +690,7 @@ def print_report(out: Console, progress: dict, course: Course, reused=frozenset(
 
 def grade(opts: GradeOptions, root: Path | None = None, out: Console | None = None) -> int:
     out = out or Console()
-    root = Path(root or REPO_ROOT)
+    root = Path(root or repo_root())
     try:
         return _grade(opts, root, out)
     except (CourseError, GradeError) as exc:
@@ -858,8 +703,7 @@ def grade(opts: GradeOptions, root: Path | None = None, out: Console | None = No
 
 def _grade(opts: GradeOptions, root: Path, out: Console) -> int:
     course = load_course(root / "assignments" / "course.yaml")
-    progress_path = root / "badges" / "progress.json"
-    prev = read_json(progress_path, {})
+    prev = read_json(state.progress_file(root), {})
     prev = prev if isinstance(prev, dict) else {}
     if opts.reset:
         progress = ungraded_progress(course)
@@ -871,24 +715,31 @@ def _grade(opts: GradeOptions, root: Path, out: Console) -> int:
     run_url = actions_run_url()
     workdir = Path(tempfile.mkdtemp(prefix="tito-grade-"))
     try:
-        out.line(out.style(f"Grading {course.name} at {root}", "bold")
-                 + (f" (commit {commit['sha'][:7]})" if commit["sha"] else ""))
+        label = (" (uncommitted changes)" if commit["dirty"] else f" (commit {commit['sha'][:7]})") \
+            if commit["sha"] else ""
+        out.line(out.style(f"Grading {course.name} at {root}", "bold") + label)
         out.line(f"Module tests: {len(course.modules)} modules in one pytest process "
                  f"(limits: {opts.test_timeout:g} s per test, {opts.run_timeout:g} s in all)")
         limits = Limits(opts.test_timeout, opts.run_timeout, opts.memory_mb)
         modules, mode = run_module_tests(root, course, limits, workdir / "tests", out, opts.verbose)
-        out.line(f"Module tests done in {time.monotonic() - started:.1f} s.")
-        _record_module_state(modules)
+        test_seconds = round(time.monotonic() - started, 1)
+        out.line(f"Module tests done in {test_seconds:.1f} s.")
+        recorded = state.record_module_results(root, course, modules)
         out.line("Milestones" + (" (--skip-milestones: only reusing earlier results)" if opts.skip_milestones else ""))
         deadline = started + opts.time_budget if opts.time_budget else None
         milestones = grade_milestones(root, course, modules, prev, opts, workdir / "milestones", out, run_url,
-                                      commit["sha"], deadline)
+                                      commit, deadline)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     tamper = check_tamper(root)
     curves = {int(k): v.pop("_curve_svg") for k, v in milestones.items() if "_curve_svg" in v}
     reused = {k for k, v in milestones.items() if v.get("_reused")}
-    progress = build_progress(course, modules, milestones, tamper, commit, run_url, mode)
+    seconds = {"module_tests": test_seconds,
+               "milestones": {k: v["_wall_seconds"] for k, v in milestones.items() if "_wall_seconds" in v},
+               "total": round(time.monotonic() - started, 1)}
+    fingerprints = {mid: entry["fingerprint"] for mid, entry in recorded.items()}
+    progress = build_progress(course, modules, milestones, tamper, commit, run_url, mode,
+                              read_profile(root), seconds, fingerprints)
     warnings = write_outputs(root, course, progress, curves, opts.write_readme)
     print_report(out, progress, course, reused)
     unlocked = newly_passed(prev, progress)
@@ -904,17 +755,6 @@ def _grade(opts: GradeOptions, root: Path, out: Console) -> int:
             out.line(f"{out.sym('warn')} could not write the step summary: {exc}")
     out.line(f"Graded in {time.monotonic() - started:.1f} s; results in badges/ and README.md.")
     return 0
-
-
-def _record_module_state(modules: dict[str, ModuleGrade]) -> None:
-    try:
-        from grading import state
-        now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        state.save_module_results({mid: {"passed": g.passed, "failed": g.total - g.passed, "total": g.total,
-                                         "ok": g.ok, "points": g.points, "time": now}
-                                   for mid, g in modules.items()})
-    except OSError:
-        pass
 
 
 # =====================================================================================================
@@ -955,13 +795,13 @@ def register(subparsers) -> None:
 
 def data_key(root: Path) -> str:
     """sha256 over the data sets' checksums: changes exactly when the data the course uses changes."""
-    sums = known_data_checksums(root)
+    sums = state.known_data_checksums(root)
     return hashlib.sha256(json.dumps(sums, sort_keys=True).encode()).hexdigest()
 
 
 def _cmd_grade(args) -> int:
     if args.data_key:
-        print(data_key(REPO_ROOT))
+        print(data_key(repo_root()))
         return 0
     opts = GradeOptions(skip_milestones=args.skip_milestones, test_timeout=args.test_timeout,
                         run_timeout=args.run_timeout, memory_mb=args.memory_mb,

@@ -5,21 +5,21 @@
     tito milestone status [--detailed]            passed / failed / ready / locked, from the local state
     tito milestone timeline                       the module-by-module journey with the milestones on it
     tito milestone next                           what to do next
-    tito milestone start N                        what milestone N asks you to build, and what is missing
+    tito milestone start [N]                      what milestone N (default: your next one) asks of you
     tito milestone check                          run every milestone that is ready and has no current result
     tito milestone celebrate N                    the unlock message and badge of a milestone you passed
 
 The runner, not the program, decides victory: a program's `run(ctx)` returns metrics, and
 `Milestone.passed` (grading/course.py) compares them with the `victory` conditions of
 assignments/course.yaml. Exit codes: 0 victory, 1 ran but did not win, 2 could not run (missing data,
-unfinished or crashing code). A result is "current" when the files it depends on (the required
-modules' sources, the program, milestones/common.py) have not changed since it was produced.
+unfinished or crashing code). Where results are stored and whether one is current for this code (its
+fingerprint) is decided in grading/state.py, which `tito grade` reads too; a run that could not run never
+replaces a judged result for the same code.
 """
 from __future__ import annotations
 
 import argparse
 import ast
-import hashlib
 import importlib.util
 import os
 import platform
@@ -30,106 +30,38 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from grading import state
-from grading.course import REPO_ROOT, Course, Milestone, load_course
+from grading.console import Console
+from grading.course import Course, Milestone, load_course, repo_root
 from grading.plots import history_svg
 
 EXIT_VICTORY, EXIT_NOT_WON, EXIT_COULD_NOT_RUN = 0, 1, 2
 
 
-# ---- console: emoji with ASCII fallback, colour only on terminals ----------------------------------------
-class Console:
-    SYMBOLS = {
-        "pass": ("\u2705", "[PASS]"), "fail": ("\u274c", "[FAIL]"), "lock": ("\U0001f512", "[LOCKED]"),
-        "ready": ("\u25b6\ufe0f", "[READY]"), "stale": ("\U0001f504", "[RERUN]"), "trophy": ("\U0001f3c6", "[*]"),
-        "party": ("\U0001f389", "***"), "todo": ("\u2b1c", "[ ]"), "rocket": ("\U0001f680", ">>"),
-        "warn": ("\u26a0\ufe0f", "[!]"), "tiny": ("\U0001f9ea", "[tiny]"),
-    }
-    never_colour = False  # set by `tito --no-color`
-    COLOURS = {"green": "32", "red": "31", "yellow": "33", "cyan": "36", "bold": "1", "dim": "2"}
-
-    def __init__(self, stream=None):
-        self.stream = stream if stream is not None else sys.stdout
-        encoding = getattr(self.stream, "encoding", None) or "ascii"
-        try:
-            "".join(e for e, _ in self.SYMBOLS.values()).encode(encoding)
-            self.unicode = True
-        except (UnicodeEncodeError, LookupError):
-            self.unicode = False
-        self.colour = (bool(getattr(self.stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
-                       and not Console.never_colour)
-
-    def sym(self, name: str) -> str:
-        emoji, ascii_ = self.SYMBOLS[name]
-        return emoji if self.unicode else ascii_
-
-    def paint(self, text: str, colour: str) -> str:
-        return f"\033[{self.COLOURS[colour]}m{text}\033[0m" if self.colour else text
-
-    def print(self, text: str = "") -> None:
-        encoding = getattr(self.stream, "encoding", None) or "ascii"
-        try:
-            text.encode(encoding)
-        except (UnicodeEncodeError, LookupError):
-            text = text.encode(encoding, errors="replace").decode(encoding, errors="replace")
-        print(text, file=self.stream, flush=True)
-
-
-# ---- state ----------------------------------------------------------------------------------------------
+# ---- state (stored and read by grading/state.py, the one place every command asks) -----------------------
 def tiny_result_path(number: int) -> Path:
     """Tiny (smoke-test) runs are kept apart so they never replace a real result."""
-    return state.STATE_DIR / "milestones" / f"m{int(number)}.tiny.json"
+    return state.state_dir() / "milestones" / f"m{int(number)}.tiny.json"
 
 
 def program_path(ms: Milestone) -> Path:
-    return REPO_ROOT / ms.program
+    return repo_root() / ms.program
 
 
 def fingerprint(ms: Milestone, course: Course) -> str:
-    """Hash of every file the milestone's result depends on; a changed file makes the result stale."""
-    files = [course.module(m).source for m in ms.requires] + [ms.program, "milestones/common.py"]
-    digest = hashlib.sha256()
-    for rel in files:
-        digest.update(rel.encode())
-        try:
-            digest.update(hashlib.sha256((REPO_ROOT / rel).read_bytes()).digest())
-        except OSError:
-            digest.update(b"<missing>")
-    return digest.hexdigest()[:16]
+    """The fingerprint of the code a result of `ms` judges (grading.state.milestone_fingerprint)."""
+    return state.milestone_fingerprint(repo_root(), ms, course=course)
 
 
-def module_states(course: Course) -> dict[str, str]:
-    """module id -> "passed" | "failing" | "untested", from .tito/modules.json."""
-    results = state.load_module_results()
-    out = {}
-    for m in course.modules:
-        entry = results.get(m.id)
-        if not isinstance(entry, dict):
-            out[m.id] = "untested"
-        else:
-            out[m.id] = "passed" if entry.get("ok") is True else "failing"
-    return out
-
-
-def milestone_state(ms: Milestone, course: Course, modules: dict[str, str]) -> tuple[str, dict | None]:
-    """("passed" | "failed" | "stale" | "ready" | "locked", last real result or None)."""
-    result = state.load_milestone_result(ms.number)
-    ready = all(modules.get(r) == "passed" for r in ms.requires)
-    if result is not None:
-        if result.get("fingerprint") != fingerprint(ms, course):
-            return "stale", result
-        return ("passed" if result.get("passed") else "failed"), result
-    return ("ready" if ready else "locked"), None
-
-
-def _missing_modules(ms: Milestone, modules: dict[str, str]) -> list[str]:
-    return [r for r in ms.requires if modules.get(r) != "passed"]
+def _console(args) -> Console:
+    return getattr(args, "console", None) or Console()
 
 
 # ---- running a program ------------------------------------------------------------------------------------
 def ensure_importable() -> None:
     """Put the repository root on sys.path, so `milestones.*` and this repository's `tinytorch` import."""
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
+    root = str(repo_root())
+    if root not in sys.path:
+        sys.path.insert(0, root)
 
 
 def load_program(ms: Milestone):
@@ -202,10 +134,10 @@ def run_milestone(number: int | str, *, tiny: bool = False, json_path: str | Pat
     ctx = MilestoneContext(ms.number, data_dir=data_dir, tiny=tiny, seed=seed,
                            out_dir=result_path.parent / f"m{ms.number}{'.tiny' if tiny else ''}-files",
                            budget_seconds=ms.budget_seconds, stream=con.stream, download=download)
-    con.print(con.paint(f"Milestone {ms.number}: {ms.name}", "bold")
+    con.line(con.style(f"Milestone {ms.number}: {ms.name}", "bold")
               + f"  (victory: {ms.describe(', ')}; budget {ms.budget_seconds:g} s)")
     if tiny:
-        con.print(f"{con.sym('tiny')} tiny mode: synthetic data, checks the plumbing only")
+        con.line(f"{con.sym('tiny')} tiny mode: synthetic data, checks the plumbing only")
     inputs = fingerprint(ms, course)  # of the code as it was when the run started
     start = time.perf_counter()
     error, output = None, {}
@@ -242,13 +174,17 @@ def run_milestone(number: int | str, *, tiny: bool = False, json_path: str | Pat
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
     }
-    if result["framework"] != str(REPO_ROOT / "tinytorch"):
-        con.print(con.paint(f"{con.sym('warn')} tinytorch was imported from {result['framework']}, not from this "
-                            f"repository ({REPO_ROOT / 'tinytorch'}): run `pip install -e .` here", "yellow"))
+    if result["framework"] != str(repo_root() / "tinytorch"):
+        con.line(con.style(f"{con.sym('warn')} tinytorch was imported from {result['framework']}, not from this "
+                            f"repository ({repo_root() / 'tinytorch'}): run `pip install -e .` here", "yellow"))
     svg = history_svg(result["history"], title=f"Milestone {ms.number}: {ms.name}"
                       + (" (tiny run)" if tiny else ""),
                       thresholds={c.metric: c.value for c in conditions})
-    targets = [result_path] + ([Path(json_path)] if json_path else [])
+    targets = [Path(json_path)] if json_path else []
+    if tiny or state.record_milestone_result(ms.number, result):  # "could not run" never erases a judged result
+        targets.append(result_path)
+    else:
+        con.line(f"  (this run could not run, so your earlier result for the same code in {result_path} stays)")
     for target in targets:
         state.atomic_write_json(target, result)
         state.atomic_write_text(target.with_suffix(".svg"), svg)
@@ -263,29 +199,29 @@ def exit_code(result: dict) -> int:
 
 
 def _print_result(con: Console, ms: Milestone, result: dict, paths: list[Path]) -> None:
-    con.print()
+    con.line()
     if result["error"]:
-        con.print(con.paint(f"{con.sym('fail')} Milestone {ms.number} could not run:", "red"))
+        con.line(con.style(f"{con.sym('fail')} Milestone {ms.number} could not run:", "red"))
         for line in result["error"].splitlines():
-            con.print(f"  {line}")
+            con.line(f"  {line}")
     conditions = ms.conditions(result.get("corpus"))
     if conditions is not ms.victory:
-        con.print(f"  judged by the bar for the {result['corpus']} corpus (assignments/course.yaml, victory_by_corpus)")
+        con.line(f"  judged by the bar for the {result['corpus']} corpus (assignments/course.yaml, victory_by_corpus)")
     for c in conditions:
         got = result["metrics"].get(c.metric)
         ok = c.holds(got)
         shown = "missing" if got is None else f"{got:.4g}" if isinstance(got, float) else str(got)
-        con.print(f"  {con.sym('pass') if ok else con.sym('fail')} {c.metric} = {shown}  (needs {c.op} {c.value:g})")
-    budget = "" if result["within_budget"] else con.paint(f"  {con.sym('warn')} over the {ms.budget_seconds:g} s budget", "yellow")
-    con.print(f"  time: {result['seconds']:.1f} s{budget}")
+        con.line(f"  {con.sym('pass') if ok else con.sym('fail')} {c.metric} = {shown}  (needs {c.op} {c.value:g})")
+    budget = "" if result["within_budget"] else con.style(f"  {con.sym('warn')} over the {ms.budget_seconds:g} s budget", "yellow")
+    con.line(f"  time: {result['seconds']:.1f} s{budget}")
     if result["passed"]:
-        con.print(con.paint(f"{con.sym('trophy')} VICTORY: milestone {ms.number} ({ms.name}) passed"
+        con.line(con.style(f"{con.sym('trophy')} VICTORY: milestone {ms.number} ({ms.name}) passed"
                             + (" in tiny mode (synthetic data)" if result["tiny"] else ""), "green"))
         if not result["tiny"]:
-            con.print(f"  see your badge: tito milestone celebrate {ms.number}")
+            con.line(f"  see your badge: tito milestone celebrate {ms.number}")
     elif not result["error"]:
-        con.print(con.paint(f"{con.sym('fail')} not yet: {', '.join(result['failed_conditions'])} did not hold", "red"))
-    con.print(f"  result: {', '.join(str(p) for p in paths)} (+ .svg plot)")
+        con.line(con.style(f"{con.sym('fail')} not yet: {', '.join(result['failed_conditions'])} did not hold", "red"))
+    con.line(f"  result: {', '.join(str(p) for p in paths)} (+ .svg plot)")
 
 
 # ---- reading the programs' own descriptions (no import: student code may not import yet) --------------------
@@ -321,191 +257,224 @@ def cmd_run(args) -> int:
 
 
 def cmd_list(args) -> int:
-    con, course = Console(), load_course()
-    con.print(con.paint("The five milestones (assignments/course.yaml)", "bold"))
+    con, course = _console(args), load_course()
+    con.line(con.style("The five milestones (assignments/course.yaml)", "bold"))
     for ms in course.milestones:
-        con.print(f"  {ms.number}. {ms.name:<20} after module {_unlocking_module(ms, course):<15} "
-                  f"badge: {ms.badge}")
-        con.print(f"     victory: {ms.describe()}; budget {ms.budget_seconds:g} s on 2 cores")
+        con.line(f"  {ms.number}. {ms.name:<20} after module {_unlocking_module(ms, course):<15} "
+                 f"badge: {ms.badge}")
+        con.line(f"     victory: {ms.describe()}; budget {ms.budget_seconds:g} s on 2 cores")
     return 0
 
 
 def _state_label(con: Console, st: str) -> str:
     sym = {"passed": "pass", "failed": "fail", "stale": "stale", "ready": "ready", "locked": "lock"}[st]
     colour = {"passed": "green", "failed": "red", "stale": "yellow", "ready": "cyan", "locked": "dim"}[st]
-    return con.paint(f"{con.sym(sym)} {st.upper():<6}", colour)
+    return con.style(f"{con.sym(sym)} {st.upper():<6}", colour)
 
 
-def _metric_summary(result: dict | None) -> str:
+def _metric_summary(result: dict | None, ms: Milestone | None = None) -> str:
     if not result:
         return ""
+    wanted = {c.metric for c in ms.conditions(result.get("corpus"))} if ms else set(result.get("thresholds") or {})
     parts = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-             for k, v in result.get("metrics", {}).items() if k in result.get("thresholds", {})]
+             for k, v in (result.get("metrics") or {}).items() if k in wanted]
     seconds = result.get("seconds")
     if not isinstance(seconds, (int, float)):
         return ", ".join(parts)
     return ", ".join(parts) + (f" in {seconds:.0f} s" if seconds >= 10 else f" in {seconds:.1f} s")
 
 
+def _module_word(modules: dict, mid: str) -> str:
+    return {"passed": "passed", "failing": "failing", "stale": "changed since tested",
+            "untested": "untested"}[modules[mid]["status"]]
+
+
+def _module_sym(modules: dict, mid: str) -> str:
+    return {"passed": "pass", "failing": "fail", "stale": "stale", "untested": "todo"}[modules[mid]["status"]]
+
+
+def _states(course: Course):
+    """(root, module states, {number: (state, result)}) of the repository in the current directory."""
+    root = repo_root()
+    modules = state.module_states(root, course)
+    checksums = state.known_data_checksums(root)
+    return root, modules, {ms.number: state.milestone_state(root, course, ms, modules, checksums)
+                           for ms in course.milestones}
+
+
 def cmd_status(args) -> int:
-    con, course = Console(), load_course()
-    modules = module_states(course)
-    passing = sum(1 for s in modules.values() if s == "passed")
+    con, course = _console(args), load_course()
+    root, modules, milestones = _states(course)
+    passing = sum(1 for s in modules.values() if s["status"] == "passed")
+    changed = sum(1 for s in modules.values() if s["status"] == "stale")
     won = 0
-    con.print(con.paint(f"Milestones ({passing}/{len(course.modules)} modules passing)", "bold"))
+    con.line(con.style(f"Milestones ({passing}/{len(course.modules)} modules passing"
+                       + (f"; {changed} changed since last tested: tito grade --skip-milestones" if changed else "")
+                       + ")", "bold"))
     for ms in course.milestones:
-        st, result = milestone_state(ms, course, modules)
+        st, result = milestones[ms.number]
         won += st == "passed"
         line = f"  {ms.number}. {ms.name:<20} {_state_label(con, st)} "
         if st in ("passed", "failed"):
-            line += _metric_summary(result)
+            line += _metric_summary(result, ms)
         elif st == "stale":
-            line += f"code changed since the last run ({'passed' if result.get('passed') else 'failed'}); " \
+            line += f"code changed since the last run ({result.get('status')}); " \
                     f"rerun: tito milestone run {ms.number}"
         elif st == "ready":
             line += f"run: tito milestone run {ms.number}"
         else:
-            line += "needs " + ", ".join(_missing_modules(ms, modules))
-        con.print(line)
+            line += "needs " + ", ".join(state.missing_modules(ms, modules))
+        con.line(line)
         if args.detailed:
             for r in ms.requires:
-                mark = {"passed": "pass", "failing": "fail", "untested": "todo"}[modules[r]]
-                con.print(f"       {con.sym(mark)} {r} ({modules[r]})")
+                con.line(f"       {con.sym(_module_sym(modules, r))} {r} ({_module_word(modules, r)})")
             for c in ms.conditions((result or {}).get("corpus")):
                 got = (result or {}).get("metrics", {}).get(c.metric)
                 shown = "-" if got is None else f"{got:.4g}"
-                con.print(f"       victory {c}: last {shown}")
-            if result:
-                con.print(f"       last run {result.get('finished_at', '?')}, {result.get('seconds', 0):.1f} s "
-                          f"(budget {ms.budget_seconds:g} s)" + (f"; error: {result['error'].splitlines()[0]}"
-                                                                 if result.get("error") else ""))
-    con.print(f"  {won}/{len(course.milestones)} milestones passed")
+                con.line(f"       victory {c}: last {shown}")
+            local = state.load_milestone_result(ms.number, root)
+            if local and local.get("error"):
+                con.line(f"       last local run could not run: {local['error'].splitlines()[0]}")
+    con.line(f"  {won}/{len(course.milestones)} milestones passed")
     return 0
 
 
 def cmd_timeline(args) -> int:
-    con, course = Console(), load_course()
-    modules = module_states(course)
-    con.print(con.paint("Your journey: modules and milestones", "bold"))
+    con, course = _console(args), load_course()
+    _, modules, milestones = _states(course)
+    con.line(con.style("Your journey: modules and milestones", "bold"))
     for m in course.modules:
-        mark = {"passed": "pass", "failing": "fail", "untested": "todo"}[modules[m.id]]
-        con.print(f"  {con.sym(mark)} {m.id:<16} {m.title}")
+        con.line(f"  {con.sym(_module_sym(modules, m.id))} {m.id:<16} {m.title}")
         for ms in course.milestones:
             if _unlocking_module(ms, course) == m.id:
-                st, result = milestone_state(ms, course, modules)
+                st, _ = milestones[ms.number]
                 sym = con.sym("trophy") if st == "passed" else con.sym("lock") if st == "locked" else con.sym("ready")
-                con.print(con.paint(f"  {'|' if not con.unicode else chr(0x2503)}", "dim"))
-                con.print(f"  {sym} Milestone {ms.number}: {ms.name} - {st}"
-                          + (f" ({ms.badge})" if st == "passed" else ""))
-                con.print(con.paint(f"  {'|' if not con.unicode else chr(0x2503)}", "dim"))
+                con.line(con.style(f"  {'|' if not con.unicode else chr(0x2503)}", "dim"))
+                con.line(f"  {sym} Milestone {ms.number}: {ms.name} - {st}"
+                         + (f" ({ms.badge})" if st == "passed" else ""))
+                con.line(con.style(f"  {'|' if not con.unicode else chr(0x2503)}", "dim"))
     return 0
 
 
-def _next_milestone(course: Course, modules: dict) -> tuple[Milestone | None, str, dict | None]:
-    for ms in course.milestones:
-        st, result = milestone_state(ms, course, modules)
-        if st != "passed":
-            return ms, st, result
-    return None, "passed", None
+def _next_milestone(course: Course, milestones: dict) -> Milestone | None:
+    return next((ms for ms in course.milestones if milestones[ms.number][0] != "passed"), None)
 
 
 def cmd_next(args) -> int:
-    con, course = Console(), load_course()
-    modules = module_states(course)
-    ms, st, result = _next_milestone(course, modules)
+    con, course = _console(args), load_course()
+    root, modules, milestones = _states(course)
+    ms = _next_milestone(course, milestones)
     if ms is None:
-        con.print(f"{con.sym('trophy')} All {len(course.milestones)} milestones passed. You built a framework.")
+        con.line(f"{con.sym('trophy')} All {len(course.milestones)} milestones passed. You built a framework.")
         return 0
-    con.print(con.paint(f"{con.sym('rocket')} Next: milestone {ms.number}, {ms.name} (badge: {ms.badge})", "bold"))
-    missing = _missing_modules(ms, modules)
+    st, result = milestones[ms.number]
+    con.line(con.style(f"{con.sym('rocket')} Next: milestone {ms.number}, {ms.name} (badge: {ms.badge})", "bold"))
+    missing = state.missing_modules(ms, modules)
     if missing:
-        con.print(f"  finish these modules first: {', '.join(f'{r} ({modules[r]})' for r in missing)}")
-        con.print(f"  e.g. tito module test {missing[0]}")
+        con.line(f"  finish these modules first: {', '.join(f'{r} ({_module_word(modules, r)})' for r in missing)}")
+        con.line(f"  e.g. tito module test {missing[0]}")
     else:
         if st == "failed":
-            con.print(f"  your last run did not win: {', '.join(result.get('failed_conditions') or [])}"
-                      + (f" ({result['error'].splitlines()[0]})" if result.get("error") else ""))
-        con.print(f"  run: tito milestone run {ms.number}")
-    con.print(f"  details: tito milestone start {ms.number}")
+            unmet = ms.unmet(result.get("metrics") or {}, result.get("corpus"))
+            con.line(f"  your last run did not win: {', '.join(str(c) for c in unmet)} did not hold")
+        local = state.load_milestone_result(ms.number, root)
+        if local and local.get("error"):
+            con.line(f"  your last run could not run: {local['error'].splitlines()[0]}")
+        con.line(f"  run: tito milestone run {ms.number}")
+    con.line(f"  details: tito milestone start {ms.number}")
     return 0
 
 
 def cmd_start(args) -> int:
-    con, course = Console(), load_course()
-    ms = course.milestone(args.number)
-    modules = module_states(course)
-    doc, _ = program_description(ms)
-    con.print(con.paint(f"Milestone {ms.number}: {ms.name}  (badge: {ms.badge})", "bold"))
-    if doc:
-        con.print()
-        for line in doc.strip().splitlines():
-            con.print(f"  {line}")
-    con.print()
-    con.print("Modules it needs (their tests must pass):")
-    for r in ms.requires:
-        mark = {"passed": "pass", "failing": "fail", "untested": "todo"}[modules[r]]
-        con.print(f"  {con.sym(mark)} {r:<16} {modules[r]}")
-    con.print(f"Victory: {ms.describe()} on held-out data; "
-              f"budget {ms.budget_seconds:g} s on 2 cores")
-    missing = _missing_modules(ms, modules)
-    if missing:
-        con.print(f"Next step: make {missing[0]} pass (tito module test {missing[0]}), then tito milestone run {ms.number}")
+    con, course = _console(args), load_course()
+    _, modules, milestones = _states(course)
+    if args.number is None:      # the journey starts (or goes on) at the next milestone not yet passed
+        ms = _next_milestone(course, milestones)
+        if ms is None:
+            con.line(f"{con.sym('trophy')} All {len(course.milestones)} milestones passed; "
+                     f"`tito milestone start N` shows any of them again.")
+            return 0
     else:
-        con.print(f"Ready: tito milestone run {ms.number}")
+        ms = course.milestone(args.number)
+    doc, _ = program_description(ms)
+    con.line(con.style(f"Milestone {ms.number}: {ms.name}  (badge: {ms.badge})", "bold"))
+    if doc:
+        con.line()
+        for line in doc.strip().splitlines():
+            con.line(f"  {line}")
+    con.line()
+    con.line("Modules it needs (their tests must pass):")
+    for r in ms.requires:
+        con.line(f"  {con.sym(_module_sym(modules, r))} {r:<16} {_module_word(modules, r)}")
+    con.line(f"Victory: {ms.describe()} on held-out data; "
+             f"budget {ms.budget_seconds:g} s on 2 cores")
+    missing = state.missing_modules(ms, modules)
+    if milestones[ms.number][0] == "passed":
+        con.line(f"Already passed with this code: tito milestone celebrate {ms.number}")
+    elif missing:
+        con.line(f"Next step: make {missing[0]} pass (tito module test {missing[0]}), then tito milestone run {ms.number}")
+    else:
+        con.line(f"Ready: tito milestone run {ms.number}")
     return 0
 
 
 def cmd_check(args) -> int:
-    con, course = Console(), load_course()
-    modules = module_states(course)
+    con, course = _console(args), load_course()
+    _, modules, milestones = _states(course)
     code, ran = 0, 0
     for ms in course.milestones:
-        st, _ = milestone_state(ms, course, modules)
-        if _missing_modules(ms, modules):
+        st, _ = milestones[ms.number]
+        if state.missing_modules(ms, modules):
             continue
         if st in ("passed", "failed"):
-            con.print(f"  milestone {ms.number}: current result already there ({st})")
+            con.line(f"  milestone {ms.number}: current result already there ({st})")
             continue
         ran += 1
         result = run_milestone(ms.number, data_dir=args.data_dir)
         code = max(code, exit_code(result))
-        con.print()
+        con.line()
     if not ran:
-        con.print("Nothing to run: no milestone is ready without a current result (see tito milestone status).")
+        con.line("Nothing to run: no milestone is ready without a current result (see tito milestone status).")
     return code
 
 
 def cmd_celebrate(args) -> int:
-    con, course = Console(), load_course()
+    con, course = _console(args), load_course()
     ms = course.milestone(args.number)
-    result = state.load_milestone_result(ms.number)
-    if not result or not result.get("passed"):
-        if not result:
-            why = "it has not been run yet"
-        elif result.get("error"):
-            why = f"the last run could not finish: {result['error'].splitlines()[0]}"
+    root = repo_root()
+    st, result = state.milestone_state(root, course, ms)
+    if st != "passed":
+        local = state.load_milestone_result(ms.number, root)
+        if st == "stale":
+            why = "your code changed since it passed" if result.get("status") == "passed" else \
+                "your code changed since the last run"
+        elif result:
+            unmet = ms.unmet(result.get("metrics") or {}, result.get("corpus"))
+            why = f"the last run missed {', '.join(str(c) for c in unmet) or 'its victory conditions'}"
+        elif local and local.get("error"):
+            why = f"the last run could not finish: {local['error'].splitlines()[0]}"
         else:
-            why = f"the last run missed {', '.join(result.get('failed_conditions') or ['its victory conditions'])}"
-        con.print(f"Milestone {ms.number} ({ms.name}) has not passed: {why}.")
-        con.print(f"No badge yet. Run: tito milestone run {ms.number}  (what it needs: tito milestone start {ms.number})")
+            why = "it has not been run yet"
+        con.line(f"Milestone {ms.number} ({ms.name}) has not passed: {why}.")
+        con.line(f"No badge yet. Run: tito milestone run {ms.number}  (what it needs: tito milestone start {ms.number})")
         return EXIT_NOT_WON
     doc, caps = program_description(ms)
     party = con.sym("party")
-    con.print(con.paint(f"{party} MILESTONE UNLOCKED: {ms.badge} {party}", "green"))
-    con.print()
-    con.print(f"Milestone {ms.number}, {ms.name}, passed with your own tinytorch: {_metric_summary(result)}.")
+    con.line(con.style(f"{party} MILESTONE UNLOCKED: {ms.badge} {party}", "green"))
+    con.line()
+    con.line(f"Milestone {ms.number}, {ms.name}, passed with your own tinytorch: {_metric_summary(result, ms)}.")
     if caps:
-        con.print("What your framework can do now:")
+        con.line("What your framework can do now:")
         for cap in caps:
-            con.print(f"  {con.sym('pass')} {cap}")
+            con.line(f"  {con.sym('pass')} {cap}")
     later = [m for m in course.milestones if m.number > ms.number]
     if later:
         nxt = later[0]
-        con.print()
-        con.print(f"Next challenge: milestone {nxt.number}, {nxt.name} (badge: {nxt.badge}).")
-        con.print(f"{con.sym('rocket')} Keep going: tito milestone next")
+        con.line()
+        con.line(f"Next challenge: milestone {nxt.number}, {nxt.name} (badge: {nxt.badge}).")
+        con.line(f"{con.sym('rocket')} Keep going: tito milestone next")
     else:
-        con.print(f"{con.sym('trophy')} That was the last milestone: every badge is yours.")
+        con.line(f"{con.sym('trophy')} That was the last milestone: every badge is yours.")
     return EXIT_VICTORY
 
 
@@ -515,8 +484,6 @@ def _guarded(command):
     from grading.course import CourseError
 
     def wrapper(args) -> int:
-        if getattr(args, "no_color", False):
-            Console.never_colour = True
         try:
             return int(command(args) or 0)
         except CourseError as exc:
@@ -549,8 +516,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     status.set_defaults(func=_guarded(cmd_status))
     sub.add_parser("timeline", help="your journey through modules and milestones").set_defaults(func=_guarded(cmd_timeline))
     sub.add_parser("next", help="what to do next").set_defaults(func=_guarded(cmd_next))
-    start = sub.add_parser("start", help="what milestone N asks you to build")
-    start.add_argument("number", type=int)
+    start = sub.add_parser("start", help="what milestone N (default: your next one) asks you to build")
+    start.add_argument("number", type=int, nargs="?", default=None)
     start.set_defaults(func=_guarded(cmd_start))
     check = sub.add_parser("check", help="run every ready milestone without a current result")
     check.add_argument("--data-dir", default=None)

@@ -5,21 +5,23 @@
     tito module test 04       run module 04's tests with full pytest output (tracebacks)
     tito module complete 04   grade module 04 as CI would, record it, and show what passing unlocks
 
-Both `test` and `complete` run the tests of THIS repository against THIS repository's `tinytorch` (your
-code, never a reference copy), in a child process with the grader's time and memory limits, and record
-the result in .tito/modules.json, which `tito milestone status` reads.
+Both `test` and `complete` run the tests of THIS repository (the one in the current directory) against
+its `tinytorch` (your code, never a reference copy), in a child process with the grader's time and
+memory limits, score them with the grader's one rule (`grading.scoring`), and record the result with the
+fingerprint of the code it judged (`grading.state`), which every other command reads.
 """
 from __future__ import annotations
 
 import re
 import tempfile
-import time
 from pathlib import Path
 
 from grading import badges as badgelib
 from grading import state
 from grading.console import Console
-from grading.course import REPO_ROOT, Course, CourseError, Module, load_course
+from grading.course import Course, CourseError, Module, load_course, repo_root
+from grading.grade import grade_module
+from grading.scoring import short_test
 from grading.testrun import Limits
 
 STUB_RE = r'raise NotImplementedError\(\s*f?["\']{id}:'
@@ -38,23 +40,27 @@ def stubs_left(root: Path, module: Module) -> int:
     return len(re.findall(STUB_RE.format(id=re.escape(module.id)), text))
 
 
-def _status_text(out: Console, entry: dict | None) -> tuple[str, str]:
-    if not entry or not entry.get("total"):
+def _status_text(out: Console, entry: dict) -> tuple[str, str]:
+    """(symbol, text) for a module's state from grading.state.module_states."""
+    if entry["status"] == "untested" or not entry.get("total"):
         return out.sym("todo"), "not tested yet"
     text = f"{entry.get('passed', 0)}/{entry.get('total', 0)} tests"
-    return (out.sym("pass") if entry.get("ok") else out.sym("fail")), text
+    if entry["status"] == "stale":
+        return out.sym("todo"), text + " (code changed since; re-test)"
+    return (out.sym("pass") if entry["status"] == "passed" else out.sym("fail")), text
 
 
 # --- list ------------------------------------------------------------------------------------------
 
 def cmd_list(args) -> int:
-    out, root = args.console, REPO_ROOT
+    out = args.console
+    root = repo_root()
     course = _course(root)
-    results = state.load_module_results()
+    results = state.module_states(root, course)
     out.line(out.style(f"{course.name}: {len(course.modules)} modules, {badgelib.fmt_number(course.total_points)} points",
                        "bold"))
     for m in course.modules:
-        sym, status = _status_text(out, results.get(m.id))
+        sym, status = _status_text(out, results[m.id])
         unlock = ""
         if m.unlocks is not None:
             ms = course.milestone(m.unlocks)
@@ -89,7 +95,8 @@ def _readme_intro(path: Path, max_lines: int = 25) -> list[str]:
 
 
 def cmd_start(args) -> int:
-    out, root = args.console, REPO_ROOT
+    out = args.console
+    root = repo_root()
     course = _course(root)
     m = course.module(args.module)
     readme = root / m.folder / "README.md"
@@ -115,103 +122,87 @@ def cmd_start(args) -> int:
 # --- test / complete -------------------------------------------------------------------------------
 
 def _run(root: Path, course: Course, module: Module, args, echo):
-    """Run one module's tests in the grader's limited child process; returns (ModuleGrade, crash reason)."""
-    from grading.grade import ModuleGrade, _assign
-    from grading.testrun import run_pytest  # the same limited runner as `tito grade`
+    """Run and score one module's tests exactly as `tito grade` does, and record the result."""
     limits = Limits(test_seconds=args.test_timeout, run_seconds=args.run_timeout)
     with tempfile.TemporaryDirectory(prefix="tito-module-") as tmp:
-        run = run_pytest(root, [module.folder], limits, Path(tmp), echo=echo, verbose=echo is not None)
-    grade = ModuleGrade(module)
-    _assign(course, run, {module.id: grade})
-    return grade, (run.crash_reason if run.crashed else "")
-
-
-def _record(grade, completed: bool) -> dict:
-    entry = {"passed": grade.passed, "failed": grade.total - grade.passed, "total": grade.total,
-             "skipped": grade.skipped, "ok": grade.ok, "points": grade.points,
-             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    if completed and grade.ok:
-        entry["completed"] = True
-    try:
-        state.save_module_results({grade.module.id: entry})
-    except OSError:
-        pass
-    return entry
+        score = grade_module(root, course, module, limits, Path(tmp), echo=echo, verbose=echo is not None)
+    state.record_module_results(root, course, {module.id: score}, completed=echo is None)
+    return score
 
 
 def _module_with_tests(args):
-    """(course, module) for args.module, or None after saying that its test folder is missing."""
-    course = _course(REPO_ROOT)
+    """(root, course, module) for args.module, or None after saying that its test folder is missing."""
+    root = repo_root()
+    course = _course(root)
     m = course.module(args.module)
-    if not (REPO_ROOT / m.folder).is_dir():
+    if not (root / m.folder).is_dir():
         args.console.line(f"{args.console.sym('fail')} no tests for {m.id}: {m.folder}/ does not exist")
         return None
-    return course, m
+    return root, course, m
 
 
 def cmd_test(args) -> int:
-    out, root = args.console, REPO_ROOT
+    out = args.console
     found = _module_with_tests(args)
     if found is None:
         return 1
-    course, m = found
+    root, course, m = found
     out.line(out.style(f"Testing {m.id} ({m.title}) with your code in {m.source}", "bold"))
-    grade, crash = _run(root, course, m, args, echo=lambda line: out.line(line))
-    entry = _record(grade, completed=False)
-    if crash:
-        out.line(f"{out.sym('warn')} {crash}")
-    sym = out.sym("pass") if entry["ok"] else out.sym("fail")
-    out.line(f"{sym} {m.id}: {entry['passed']}/{entry['total']} tests passed "
-             f"({badgelib.fmt_number(entry['points'])}/{badgelib.fmt_number(m.points)} points)")
-    return 0 if entry["ok"] else 1
+    score = _run(root, course, m, args, echo=lambda line: out.line(line))
+    if score.reason and not score.ok:
+        out.line(f"{out.sym('warn')} {score.reason}")
+    sym = out.sym("pass") if score.ok else out.sym("fail")
+    out.line(f"{sym} {m.id}: {score.passed}/{score.total} tests passed "
+             f"({badgelib.fmt_number(score.points)}/{badgelib.fmt_number(m.points)} points)")
+    return 0 if score.ok else 1
 
 
 def cmd_complete(args) -> int:
-    from grading.grade import error_line, short_test
-    out, root = args.console, REPO_ROOT
+    out = args.console
     found = _module_with_tests(args)
     if found is None:
         return 1
-    course, m = found
+    root, course, m = found
     out.line(f"Checking {m.id} ({m.title}) as the grader does...")
-    grade, crash = _run(root, course, m, args, echo=None)
-    entry = _record(grade, completed=True)
-    if grade.collect_errors:
-        path, message = sorted(grade.collect_errors.items())[0]
-        out.line(f"{out.sym('fail')} {Path(path).name} could not be imported: {error_line(message)}")
-        out.line("  (a test file that cannot import gives the module 0 points; fix this first)")
-    if crash:
-        out.line(f"{out.sym('warn')} {crash}")
-    failing = [t for t in grade.counted if not t.ok]
-    for t in failing[:8]:
-        out.line(f"  {out.sym('fail')} {short_test(t.nodeid)}: {t.outcome}"
-                 + (f" - {error_line(t.message)}" if t.message else ""))
+    score = _run(root, course, m, args, echo=None)
+    if score.errors or (score.total == 0 and score.reason):
+        out.line(f"{out.sym('fail')} {score.reason}")
+    failing = score.failing
+    for nodeid in failing[:8]:
+        out.line(f"  {out.sym('fail')} {short_test(nodeid)}")
     if len(failing) > 8:
         out.line(f"  ... and {len(failing) - 8} more (see `tito module test {m.id[:2]}`)")
-    if not entry["ok"]:
-        out.line(f"{out.sym('fail')} {m.id}: {entry['passed']}/{entry['total']} tests pass "
-                 f"({badgelib.fmt_number(entry['points'])}/{badgelib.fmt_number(m.points)} points). Not complete yet.")
+    if failing:
+        out.line(f"  first failure: {score.reason}")
+    if not score.ok:
+        out.line(f"{out.sym('fail')} {m.id}: {score.passed}/{score.total} tests pass "
+                 f"({badgelib.fmt_number(score.points)}/{badgelib.fmt_number(m.points)} points). Not complete yet.")
         return 1
-    out.line(out.style(f"{out.sym('pass')} {m.id} complete: all {entry['total']} tests pass "
+    out.line(out.style(f"{out.sym('pass')} {m.id} complete: all {score.total} tests pass "
                        f"({badgelib.fmt_number(m.points)}/{badgelib.fmt_number(m.points)} points).", "bold", "green"))
-    _show_unlocks(out, course, m)
+    _show_unlocks(out, root, course, m)
     return 0
 
 
-def _show_unlocks(out: Console, course: Course, module: Module) -> None:
-    results = state.load_module_results()
-    ok = {mid for mid, e in results.items() if isinstance(e, dict) and e.get("ok")}
+def _show_unlocks(out: Console, root: Path, course: Course, module: Module) -> None:
+    """What passing `module` means for the milestones that need it (read from grading.state)."""
+    modules = state.module_states(root, course)
     for ms in course.milestones:
         if module.id not in ms.requires:
             continue
-        missing = [r for r in ms.requires if r not in ok]
-        if not missing:
+        status, _ = state.milestone_state(root, course, ms, modules)
+        missing = state.missing_modules(ms, modules)
+        if status == "passed":
+            out.line(f"{out.sym('pass')} Milestone {ms.number} ({ms.name}) already passed with this code: "
+                     f"the {ms.badge} badge is yours (tito milestone celebrate {ms.number}).")
+        elif not missing:
+            again = " again: your code changed since its last run" if status == "stale" else ""
             out.line(out.style(f"{out.sym('party')} Milestone {ms.number} ({ms.name}) is unlocked! "
-                               f"Earn the {ms.badge} badge: tito milestone run {ms.number}", "bold"))
+                               f"Earn the {ms.badge} badge{again}: tito milestone run {ms.number}", "bold"))
         elif module.unlocks == ms.number:
             out.line(f"{out.sym('lock')} Milestone {ms.number} ({ms.name}, {ms.badge}) also needs: "
                      + ", ".join(missing))
-    later = [m for m in course.modules if m.number > module.number and m.id not in ok]
+    later = [m for m in course.modules if m.number > module.number and modules[m.id]["status"] != "passed"]
     if later:
         out.line(f"{out.sym('arrow')} Next: tito module start {later[0].id[:2]}  ({later[0].title})")
 

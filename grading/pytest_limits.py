@@ -142,12 +142,29 @@ def pytest_runtest_logstart(nodeid, location):
     _log({"event": "start", "nodeid": nodeid})
 
 
+def _student_where(longrepr) -> str:
+    """'tinytorch/layers.py:88': the deepest traceback line in the student's files, or ''.
+
+    A failure message should point at the student's code, not at the assert in the test file.
+    """
+    entries = getattr(getattr(longrepr, "reprtraceback", None), "reprentries", None) or []
+    where = ""
+    for entry in entries:
+        loc = getattr(entry, "reprfileloc", None)
+        path = str(getattr(loc, "path", "")).replace("\\", "/")
+        if "tinytorch/" in path:
+            where = f"tinytorch/{path.rsplit('tinytorch/', 1)[1]}:{loc.lineno}"
+    return where
+
+
 def pytest_runtest_logreport(report):
-    message, skip_path = "", ""
+    message, skip_path, where = "", "", ""
     if report.failed:
         crash = getattr(report.longrepr, "reprcrash", None)
         message = crash.message if crash is not None else report.longreprtext
+        where = _student_where(report.longrepr)
     elif report.skipped and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
         skip_path, message = str(report.longrepr[0]), str(report.longrepr[2])
     _log({"event": "report", "nodeid": report.nodeid, "when": report.when, "outcome": report.outcome,
-          "message": _short(message), "skip_path": skip_path})
+          "message": _short(message), "skip_path": skip_path, "where": where,
+          "given": "given" in report.keywords})

@@ -48,6 +48,8 @@ class TestResult:
     outcome: str        # passed / failed / skipped / error / xfailed / xpassed / crashed / not run
     message: str = ""
     skip_path: str = ""  # for skips: the file that called pytest.skip (a test file, or student code?)
+    where: str = ""      # for failures: deepest line of the student's tinytorch/ files in the traceback
+    given: bool = False  # marked @pytest.mark.given: checks code the course gives, carries no points
 
     __test__ = False     # not a test class for pytest, despite its name
 
@@ -236,6 +238,7 @@ PYTEST_INI = """\
 addopts = --import-mode=importlib
 markers =
     slow: end-to-end tests that take more than a few seconds
+    given: checks code the course gives you (not your work); runs, but carries no points
 """
 
 
@@ -247,7 +250,7 @@ def pytest_command(workdir: Path, root: Path, paths: list[str], deselect=(), ver
                     "-p", "no:cacheprovider", "-p", "pytest_jsonreport", "-p", "grading.pytest_limits",
                     "--noconftest", "--continue-on-collection-errors",
                     "--json-report", f"--json-report-file={workdir / 'report.json'}", "--json-report-verbosity=-1",
-                    "--json-report-omit", "streams", "log", "keywords", "traceback", "warnings",
+                    "--json-report-omit", "streams", "log", "traceback", "warnings",
                     "--no-header")
     cmd += ["-rfE", "--tb=short"] if verbose else ["-rN", "--tb=no", "-q"]
     if importlib.util.find_spec("_hypothesis_pytestplugin") is not None:
@@ -353,7 +356,9 @@ def _read_progress(path: Path, result: RunResult) -> dict:
         elif kind == "report":
             phases.setdefault(nodeid, {})[str(event.get("when"))] = (str(event.get("outcome")),
                                                                     str(event.get("message", "")),
-                                                                    str(event.get("skip_path", "")))
+                                                                    str(event.get("skip_path", "")),
+                                                                    str(event.get("where", ""))[:200],
+                                                                    event.get("given") is True)
             if event.get("when") == "teardown":
                 result.tests[nodeid] = _combine(nodeid, phases[nodeid])
                 if running == nodeid:
@@ -362,18 +367,19 @@ def _read_progress(path: Path, result: RunResult) -> dict:
 
 
 def _combine(nodeid: str, phases: dict) -> TestResult:
-    setup = phases.get("setup", ("passed", "", ""))
+    setup = phases.get("setup", ("passed", "", "", "", False))
     call = phases.get("call")
-    teardown = phases.get("teardown", ("passed", "", ""))
+    teardown = phases.get("teardown", ("passed", "", "", "", False))
+    given = any(phase[4] for phase in phases.values())
     if setup[0] == "failed":
-        return TestResult(nodeid, "error", setup[1])
+        return TestResult(nodeid, "error", setup[1], where=setup[3], given=given)
     if setup[0] == "skipped":
-        return TestResult(nodeid, "skipped", setup[1], setup[2])
+        return TestResult(nodeid, "skipped", setup[1], setup[2], given=given)
     if call is not None and call[0] != "passed":
-        return TestResult(nodeid, call[0], call[1], call[2] if call[0] == "skipped" else "")
+        return TestResult(nodeid, call[0], call[1], call[2] if call[0] == "skipped" else "", call[3], given)
     if teardown[0] == "failed":
-        return TestResult(nodeid, "error", teardown[1])
-    return TestResult(nodeid, "passed")
+        return TestResult(nodeid, "error", teardown[1], where=teardown[3], given=given)
+    return TestResult(nodeid, "passed", given=given)
 
 
 def _read_report(path: Path):
@@ -384,6 +390,16 @@ def _read_report(path: Path):
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and isinstance(data.get("tests", []), list) else None
+
+
+def _stage_where(stage) -> str:
+    """'tinytorch/x.py:12': the deepest traceback entry of a report stage in the student's files, or ''."""
+    where = ""
+    for entry in stage.get("traceback") or [] if isinstance(stage, dict) else []:
+        path = str(entry.get("path", "")).replace("\\", "/") if isinstance(entry, dict) else ""
+        if "tinytorch/" in path:
+            where = f"tinytorch/{path.rsplit('tinytorch/', 1)[1]}:{entry.get('lineno')}"[:200]
+    return where
 
 
 def _stage_message(stage) -> tuple[str, str]:
@@ -406,20 +422,35 @@ def _stage_message(stage) -> tuple[str, str]:
     return "", ""
 
 
+def results_from_report(report: dict) -> RunResult:
+    """A RunResult from a complete pytest-json-report (e.g. one written in the instructor's sandbox),
+    ready for grading.scoring.score_modules(course, result.tests, result.collect_errors)."""
+    result = RunResult()
+    _apply_report(report, result)
+    return result
+
+
 def _apply_report(report: dict, result: RunResult) -> None:
-    """Take test outcomes and collection errors from a complete pytest-json-report file."""
+    """Take test outcomes and collection errors from a complete pytest-json-report file (the progress
+    log, read before, may know where in the student's code a test failed: kept when the report does not)."""
+    logged = result.tests
     tests = {}
     for entry in report.get("tests", []):
         if not isinstance(entry, dict) or not isinstance(entry.get("nodeid"), str):
             continue
         outcome = str(entry.get("outcome", "failed"))
-        message, skip_path = "", ""
+        message, skip_path, where = "", "", ""
         for stage in ("setup", "call", "teardown"):
             st = entry.get(stage)
             if isinstance(st, dict) and st.get("outcome") not in (None, "passed"):
                 message, skip_path = _stage_message(st)
+                where = _stage_where(st)
                 break
-        tests[entry["nodeid"]] = TestResult(entry["nodeid"], outcome, message, skip_path)
+        before = logged.get(entry["nodeid"])
+        keywords = entry.get("keywords") if isinstance(entry.get("keywords"), list) else []
+        tests[entry["nodeid"]] = TestResult(entry["nodeid"], outcome, message, skip_path,
+                                            where or (before.where if before else ""),
+                                            "given" in keywords or bool(before and before.given))
     result.tests = tests
     errors = {}
     for collector in report.get("collectors", []) or []:

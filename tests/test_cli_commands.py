@@ -103,3 +103,30 @@ def test_grade_on_a_cp1252_console(tmp_path):
     result = run_tito(root, "grade", "--milestone-grace", "30", PYTHONIOENCODING="cp1252")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "MILESTONE UNLOCKED: Fake Badge Earner" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_tito_works_on_the_repository_in_the_current_directory(tmp_path):
+    """An instructor with the course installed runs tito in a student's clone: it must grade that clone
+    (and say so), never the checkout tito was installed from."""
+    from tito_fixtures import clean_env
+    root = make_fake_repo(tmp_path)
+    inside = root / "assignments" / "02_beta"       # anywhere below the repository root works
+    env = clean_env(REPO)                            # tito imported from this checkout, not the clone
+    before = (REPO / "badges" / "progress.json").read_bytes()
+    result = subprocess.run([sys.executable, "-m", "grading", "grade", "--skip-milestones"], cwd=inside, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"working on the repository at {root}" in result.stdout and str(REPO) in result.stdout
+    assert json.loads((root / "badges" / "progress.json").read_text())["totals"]["modules"] == 3
+    assert (REPO / "badges" / "progress.json").read_bytes() == before
+    listing = subprocess.run([sys.executable, "-m", "grading", "module", "list"], cwd=root, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert "01_alpha" in listing.stdout and "02_tensor" not in listing.stdout
+
+
+def test_complete_does_not_announce_a_milestone_that_already_passed(tmp_path):
+    root = make_fake_repo(tmp_path)
+    assert run_tito(root, "milestone", "run", "1").returncode == 0
+    again = run_tito(root, "module", "complete", "01")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "is unlocked" not in again.stdout and "Milestone 1 (Fake Inference) already passed" in again.stdout

@@ -98,7 +98,13 @@ def test_second_run_reuses_the_milestone_and_changes_nothing(graded):
     assert graded["second"].returncode == 0
     assert "reusing the result (passed)" in graded["second"].stdout
     assert "running milestone 1" not in graded["second"].stdout
-    assert graded["after_first"] == graded["after_second"]
+    first, second = dict(graded["after_first"]), dict(graded["after_second"])
+    timings = [json.loads(snap.pop("badges/progress.json")).pop("seconds") for snap in (first, second)]
+    assert first == second                  # README, badges, curves: byte for byte the same
+    # progress.json differs only in the seconds each phase took (issue 14): tests, and the milestone
+    # that ran in the first run only
+    assert set(timings[0]) == {"module_tests", "milestones", "total"} and list(timings[0]["milestones"]) == ["1"]
+    assert timings[1]["milestones"] == {} and timings[1]["module_tests"] > 0
 
 
 def test_actions_summary_and_unlock_notice(graded):
@@ -122,11 +128,40 @@ def test_changed_source_reruns_the_milestone_and_skip_keeps_cached(tmp_path):
     commit_all(root, "change alpha")
     skipped = run_tito(root, "grade", "--skip-milestones")
     progress = json.loads((root / "badges" / "progress.json").read_text())
-    assert progress["milestones"]["1"]["status"] == "not_run" and "reusing the result" not in skipped.stdout
-    assert json.loads((root / "badges" / "fake-badge-earner.json").read_text())["message"] == "unlocked \u00b7 not run"
+    # --skip-milestones never grades a milestone away: the result stays, with its curve, marked stale
+    m1 = progress["milestones"]["1"]
+    assert m1["status"] == "passed" and m1["stale"] is True and "reusing the result" not in skipped.stdout
+    assert m1["curve"] == "badges/curve-m1.svg" and (root / "badges" / "curve-m1.svg").is_file()
+    assert json.loads((root / "badges" / "fake-badge-earner.json").read_text())["message"].startswith("passed")
+    assert "Your code changed since this result" in (root / "README.md").read_text()
     rerun = run_tito(root, "grade", *FAST)
     assert "running milestone 1" in rerun.stdout
-    assert json.loads((root / "badges" / "progress.json").read_text())["milestones"]["1"]["status"] == "passed"
+    m1 = json.loads((root / "badges" / "progress.json").read_text())["milestones"]["1"]
+    assert m1["status"] == "passed" and not m1.get("stale")
+
+
+@pytest.mark.slow
+def test_a_milestone_passed_locally_shows_in_the_next_grade_and_dirty_code_is_labelled(tmp_path):
+    root = make_fake_repo(tmp_path)
+    assert run_tito(root, "grade", "--skip-milestones").returncode == 0
+    assert json.loads((root / "badges" / "progress.json").read_text())["milestones"]["1"]["status"] == "not_run"
+    (root / "tinytorch" / "alpha.py").write_text("def double(x):\n    return 2 * x  # not committed\n")
+    ran = run_tito(root, "milestone", "run", "1")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    graded = run_tito(root, "grade", "--skip-milestones")
+    assert "reusing the result (passed) of locally with `tito milestone run`" in graded.stdout
+    progress = json.loads((root / "badges" / "progress.json").read_text())
+    m1 = progress["milestones"]["1"]
+    assert m1["status"] == "passed" and not m1.get("stale") and m1["verified_by"] is None
+    assert progress["commit"]["dirty"] is True
+    readme = (root / "README.md").read_text()
+    assert "Verified locally with `tito milestone run`" in readme and "Graded uncommitted changes" in readme
+    # a full grade of uncommitted code labels the result as such, never with the last commit's sha
+    (root / "tinytorch" / "alpha.py").write_text("def double(x):\n    return x * 2  # again\n")
+    assert run_tito(root, "grade", *FAST).returncode == 0
+    m1 = json.loads((root / "badges" / "progress.json").read_text())["milestones"]["1"]
+    assert m1["dirty"] is True and m1["commit"] is None
+    assert "Verified locally on uncommitted changes" in (root / "README.md").read_text()
 
 
 def test_failing_milestone_and_locked_milestone(tmp_path):

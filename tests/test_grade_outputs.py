@@ -16,9 +16,11 @@ from tito_fixtures import FAKE_COURSE, SHIELDS_ENDPOINT_SCHEMA  # noqa: E402
 
 from grading import badges, readme_section  # noqa: E402
 from grading.course import Condition, parse_course  # noqa: E402
-from grading.grade import (ModuleGrade, _previous_milestone, badge_files, build_progress, check_tamper,  # noqa: E402
-                           data_checksums_for, data_key, known_data_checksums, milestone_cache_key, safe_curve_svg, ungraded_progress,
+from grading.grade import (_previous_milestone, badge_files, build_progress, check_tamper,  # noqa: E402
+                           data_key, read_profile, safe_curve_svg, ungraded_progress,
                            write_outputs)
+from grading.scoring import score_module  # noqa: E402
+from grading.state import data_checksums_for, known_data_checksums, milestone_fingerprint  # noqa: E402
 from grading.testrun import TestResult  # noqa: E402
 
 import yaml  # noqa: E402
@@ -124,17 +126,18 @@ def test_generated_sample_cannot_break_out_of_its_code_block(course):
 
 # --- progress.json and outputs ---------------------------------------------------------------------
 
-def _grades(course, outcomes):
-    grades = {}
-    for m in course.modules:
-        g = ModuleGrade(m)
-        for i, outcome in enumerate(outcomes.get(m.id, [])):
-            nodeid = f"{m.folder}/test_{m.id}.py::test_{i}"
-            skip_path = f"/x/{m.folder}/test_{m.id}.py" if outcome == "skipped" else ""
-            g.tests[nodeid] = TestResult(nodeid, outcome, "AssertionError: nope" if outcome == "failed" else "",
-                                         skip_path)
-        grades[m.id] = g
-    return grades
+def _tests(m, outcomes):
+    tests = {}
+    for i, outcome in enumerate(outcomes):
+        nodeid = f"{m.folder}/test_{m.id}.py::test_{i}"
+        skip_path = f"/x/{m.folder}/test_{m.id}.py" if outcome == "skipped" else ""
+        tests[nodeid] = TestResult(nodeid, outcome, "AssertionError: nope" if outcome == "failed" else "", skip_path)
+    return tests
+
+
+def _grades(course, outcomes, errors=None):
+    return {m.id: score_module(m, _tests(m, outcomes.get(m.id, [])), (errors or {}).get(m.id, {}))
+            for m in course.modules}
 
 
 def test_partial_credit_and_skips(course):
@@ -145,13 +148,47 @@ def test_partial_credit_and_skips(course):
     assert "1 of 3 tests failed" in beta.reason and "nope" in beta.reason
     assert grades["03_gamma"].points == 0 and "no tests found" in grades["03_gamma"].reason
     # a skip raised from student code (not the module's test file) counts as a failure
-    cheat = ModuleGrade(course.module("01_alpha"))
-    cheat.tests["a::t"] = TestResult("assignments/01_alpha/t.py::t", "skipped", "Skipped", "/r/tinytorch/alpha.py")
+    alpha = course.module("01_alpha")
+    cheat = score_module(alpha, {"a::t": TestResult("assignments/01_alpha/t.py::t", "skipped", "Skipped",
+                                                     "/r/tinytorch/alpha.py")}, {})
     assert cheat.total == 1 and cheat.passed == 0 and "counts as a failure" in cheat.reason
-    # a test file that cannot be imported zeroes its module
-    broken = _grades(course, {"01_alpha": ["passed"] * 3})["01_alpha"]
-    broken.collect_errors["assignments/01_alpha/test_b.py"] = "E   ImportError: cannot import name 'x'"
+    # a test file that cannot be imported zeroes its module, and the reason names the student's file and line
+    broken = score_module(alpha, _tests(alpha, ["passed"] * 3), {
+        "assignments/01_alpha/test_b.py": 'tinytorch/alpha.py:3: in <module>\nE   ImportError: cannot import name \'x\''})
     assert broken.points == 0 and not broken.ok and "ImportError: cannot import name 'x'" in broken.reason
+    assert broken.reason.startswith("tinytorch/alpha.py:3 is broken")
+
+
+def test_a_failure_names_the_students_line_not_the_test_file(course):
+    alpha = course.module("01_alpha")
+    failed = TestResult("assignments/01_alpha/test_a.py::t", "failed", "ValueError: bad", where="tinytorch/alpha.py:7")
+    score = score_module(alpha, {failed.nodeid: failed}, {})
+    assert "test_a.py::t (in tinytorch/alpha.py:7) - ValueError: bad" in score.reason
+
+
+def test_the_profile_is_validated_and_capped(tmp_path):
+    (tmp_path / "tinytorch.yaml").write_text(
+        "name: Ada Lovelace\ngithub: ada\nstudent_id: 12345\nBad Key: x\nnested: {a: 1}\nlong: " + "y" * 500
+        + "\nempty: ''\nlink: \"[x](javascript:alert(1))\\a\"\n", encoding="utf-8")
+    profile = read_profile(tmp_path)
+    assert profile["name"] == "Ada Lovelace" and profile["github"] == "ada" and profile["student_id"] == "12345"
+    assert "Bad Key" not in profile and "nested" not in profile and "empty" not in profile
+    assert len(profile["long"]) == 120 and "\u0007" not in profile["link"]
+    progress = {"modules": {}, "totals": {"modules_passed": 0, "modules": 0, "points": 0, "max_points": 0},
+                "milestones": {}, "profile": profile, "commit": {}}
+    course = parse_course(yaml.safe_load(FAKE_COURSE))
+    progress["modules"] = {m.id: {"ok": False, "total": 0, "passed": 0, "points": 0, "max_points": m.points}
+                           for m in course.modules}
+    progress["milestones"] = {"1": {"status": "locked"}}
+    text = readme_section.render(progress, course, badge_files(course))
+    assert "Student: Ada Lovelace (@ada)" in text
+    (tmp_path / "tinytorch.yaml").write_text("name: '[x](http://evil) <b>'\ngithub: ada\n", encoding="utf-8")
+    progress["profile"] = read_profile(tmp_path)
+    text = readme_section.render(progress, course, badge_files(course))
+    assert "Student: x(http://evil) b (@ada)" in text          # no link, no HTML from the profile
+    (tmp_path / "tinytorch.yaml").write_text("- not a mapping\n", encoding="utf-8")
+    assert read_profile(tmp_path) == {}
+    assert read_profile(tmp_path / "missing") == {}
 
 
 def test_write_outputs_makes_valid_badges_and_progress(tmp_path, course):
@@ -234,28 +271,29 @@ def test_check_tamper(tmp_path):
 
 # --- milestone cache key ---------------------------------------------------------------------------
 
-def test_cache_key_covers_sources_program_thresholds_and_data(tmp_path, course):
+def test_fingerprint_covers_sources_program_thresholds_and_data(tmp_path, course):
     for rel, text in {"tinytorch/alpha.py": "a", "tinytorch/beta.py": "b", "milestones/m1_fake.py": "mnist",
                       "milestones/common.py": "c", "assignments/01_alpha/test.py": "t"}.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
     ms = course.milestone(1)
     data = {"mnist.npz": "1" * 64, "cifar10.npz": "2" * 64}
-    key = milestone_cache_key(tmp_path, ms, data)
-    assert key == milestone_cache_key(tmp_path, ms, dict(data))
-    # unrelated: a test file, and a data set the program does not name
+    key = milestone_fingerprint(tmp_path, ms, data, course)
+    assert key == milestone_fingerprint(tmp_path, ms, dict(data), course)
+    # unrelated: a test file, a later module's file, and a data set the program does not name
     (tmp_path / "assignments" / "01_alpha" / "test.py").write_text("changed")
-    assert milestone_cache_key(tmp_path, ms, {**data, "cifar10.npz": "3" * 64}) == key
-    changed = []
     (tmp_path / "tinytorch" / "beta.py").write_text("b2")
-    changed.append(milestone_cache_key(tmp_path, ms, data))
+    assert milestone_fingerprint(tmp_path, ms, {**data, "cifar10.npz": "3" * 64}, course) == key
+    changed = []
+    (tmp_path / "tinytorch" / "alpha.py").write_text("a2")
+    changed.append(milestone_fingerprint(tmp_path, ms, data, course))
     (tmp_path / "milestones" / "common.py").write_text("c2")
-    changed.append(milestone_cache_key(tmp_path, ms, data))
+    changed.append(milestone_fingerprint(tmp_path, ms, data, course))
     (tmp_path / "milestones" / "m1_fake.py").write_text("mnist 2")
-    changed.append(milestone_cache_key(tmp_path, ms, data))
-    changed.append(milestone_cache_key(tmp_path, ms, {**data, "mnist.npz": "4" * 64}))
+    changed.append(milestone_fingerprint(tmp_path, ms, data, course))
+    changed.append(milestone_fingerprint(tmp_path, ms, {**data, "mnist.npz": "4" * 64}, course))
     harder = parse_course(yaml.safe_load(FAKE_COURSE.replace("value: 0.5", "value: 0.6"))).milestone(1)
-    changed.append(milestone_cache_key(tmp_path, harder, {**data, "mnist.npz": "4" * 64}))
+    changed.append(milestone_fingerprint(tmp_path, harder, {**data, "mnist.npz": "4" * 64}, course))
     assert len({key, *changed}) == 6
 
 
@@ -336,3 +374,25 @@ def test_several_unlocks_in_one_run_end_with_one_closing_line(monkeypatch, still
     text = stream.getvalue()
     assert text.count("MILESTONE UNLOCKED") == 3
     assert text.count(closing) == 1 and closing in text.rstrip().splitlines()[-1]
+
+
+def test_a_pytest_json_report_scores_like_tito_grade(course):
+    """The instructor's sandboxed regrade reads a pytest-json-report; the same rule scores it."""
+    from grading.scoring import score_modules
+    from grading.testrun import results_from_report
+    report = {"tests": [
+        {"nodeid": "assignments/01_alpha/test_a.py::given_one", "outcome": "passed", "keywords": ["given_one", "given"]},
+        {"nodeid": "assignments/01_alpha/test_a.py::mine", "outcome": "failed",
+         "call": {"outcome": "failed", "crash": {"message": "AssertionError: nope"},
+                  "traceback": [{"path": "assignments/01_alpha/test_a.py", "lineno": 9},
+                                {"path": "/r/tinytorch/alpha.py", "lineno": 3}]}},
+        {"nodeid": "assignments/02_beta/test_b.py::ok", "outcome": "passed"}],
+        "collectors": [{"nodeid": "assignments/03_gamma/test_c.py", "outcome": "failed",
+                        "longrepr": 'E     File "/r/tinytorch/gamma.py", line 7\nE   SyntaxError: invalid syntax'}]}
+    run = results_from_report(report)
+    scores = score_modules(course, run.tests, run.collect_errors)
+    alpha = scores["01_alpha"]
+    assert (alpha.passed, alpha.total, alpha.skipped, alpha.points) == (0, 1, 1, 0)
+    assert "mine (in tinytorch/alpha.py:3) - AssertionError: nope" in alpha.reason
+    assert scores["02_beta"].points == 6 and scores["02_beta"].ok
+    assert scores["03_gamma"].points == 0 and scores["03_gamma"].reason.startswith("tinytorch/gamma.py:7 is broken")

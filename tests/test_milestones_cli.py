@@ -7,7 +7,8 @@ import pytest
 
 from grading import milestones as runner
 from grading import state
-from grading.course import load_course
+from grading.console import Console
+from grading.course import REPO_ROOT, load_course
 
 COURSE = load_course()
 BADGES = ["Neural Network Engineer", "Computer Vision Architect", "ML Systems Engineer",
@@ -21,9 +22,13 @@ def isolated_state(tmp_path, monkeypatch):
 
 
 def pass_modules(*ids, failing=()):
-    results = {m: {"passed": 5, "failed": 0, "total": 5, "ok": True, "time": 1.0} for m in ids}
-    results.update({m: {"passed": 2, "failed": 3, "total": 5, "ok": False, "time": 1.0} for m in failing})
-    state.save_module_results(results, merge=False)
+    """Module results as `tito module complete` records them: for this code (its fingerprint)."""
+    def entry(mid, ok):
+        return {"passed": 5 if ok else 2, "failed": 0 if ok else 3, "total": 5, "ok": ok, "time": "t",
+                "fingerprint": state.module_fingerprint(REPO_ROOT, COURSE, COURSE.module(mid))}
+    results = {m: entry(m, True) for m in ids}
+    results.update({m: entry(m, False) for m in failing})
+    state.atomic_write_json(state.modules_file(), results)
 
 
 def write_result(number, passed, **metrics):
@@ -141,11 +146,47 @@ def test_check_runs_only_ready_milestones_without_a_current_result(capsys, monke
     assert ran == [2] and code == 0
 
 
+def test_status_counts_modules_changed_since_they_were_tested(capsys, tmp_path, monkeypatch):
+    """A module result recorded for other code is not counted as passing (the issue: 3/16 shown for 6)."""
+    pass_modules("02_tensor", "03_activations", "04_layers")
+    data = state.read_json(state.modules_file())
+    data["04_layers"]["fingerprint"] = "older-code"
+    state.atomic_write_json(state.modules_file(), data)
+    _, out = run(capsys, "status")
+    assert "2/16 modules passing; 1 changed since last tested" in out
+    line = next(x for x in out.splitlines() if "1. Basic Inference" in x)
+    assert "LOCKED" in line and "04_layers" in line
+
+
+def test_a_run_that_could_not_run_keeps_the_judged_result_for_the_same_code():
+    pass_modules("02_tensor", "03_activations", "04_layers")
+    write_result(1, True)
+    ms = COURSE.milestone(1)
+    failed_download = {"milestone": 1, "passed": False, "metrics": {}, "error": "MNIST is not available offline",
+                       "fingerprint": runner.fingerprint(ms, COURSE)}
+    assert state.record_milestone_result(1, failed_download) is False
+    assert state.load_milestone_result(1)["passed"] is True
+    assert state.milestone_state(REPO_ROOT, COURSE, ms)[0] == "passed"
+    # for other code the new attempt is recorded (the old pass was for code that no longer exists)
+    assert state.record_milestone_result(1, {**failed_download, "fingerprint": "other"}) is True
+
+
+def test_start_without_a_number_starts_at_the_next_milestone(capsys):
+    code, out = run(capsys, "start")
+    assert code == 0 and out.startswith("Milestone 1: Basic Inference")
+    pass_modules("02_tensor", "03_activations", "04_layers")
+    write_result(1, True)
+    code, out = run(capsys, "start")
+    assert code == 0 and out.startswith("Milestone 2: Computer Vision")
+
+
 def test_ascii_console_gets_no_emoji():
+    """The milestone commands print through the one console of grading/console.py."""
+    assert runner.Console is Console
     stream = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
     con = runner.Console(stream)
-    assert not con.unicode and con.sym("pass") == "[PASS]" and not con.colour
-    con.print("caf\u00e9 \u2705")  # must not raise
+    assert not con.unicode and con.sym("pass") == "[ok]" and not con.color
+    con.line("caf\u00e9 \u2705")  # must not raise
     stream.flush()
     assert stream.buffer.getvalue().decode("ascii") == "caf? ?\n"
 

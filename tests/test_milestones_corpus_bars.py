@@ -16,7 +16,8 @@ import yaml
 from grading import milestones as runner
 from grading import readme_section, state
 from grading.course import COURSE_FILE, CourseError, load_course, parse_course
-from grading.grade import _previous_milestone, milestone_cache_key
+from grading.grade import _previous_milestone
+from grading.state import milestone_fingerprint
 
 BETWEEN_THE_BARS = {"val_loss": 1.5, "readability": 0.9}   # passes on Shakespeare, not on pydoc_data
 
@@ -91,6 +92,6 @@ def test_readme_names_the_bar_a_result_was_judged_by():
 
 def test_changing_a_per_corpus_bar_changes_the_cache_key(tmp_path):
     data = course_data()
-    key = milestone_cache_key(tmp_path, parse_course(data).milestone(5), {})
+    key = milestone_fingerprint(tmp_path, parse_course(data).milestone(5), {}, parse_course(data))
     data["milestones"][4]["victory_by_corpus"]["pydoc_data"]["val_loss"]["value"] = 1.4
-    assert milestone_cache_key(tmp_path, parse_course(data).milestone(5), {}) != key
+    assert milestone_fingerprint(tmp_path, parse_course(data).milestone(5), {}, parse_course(data)) != key

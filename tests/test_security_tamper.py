@@ -265,13 +265,14 @@ SCENARIOS = {
 }
 IN_PROCESS_FORGERY = ("module-source-patches-pytest", "module-source-fakes-report-and-exits")
 
-# Student-side outcome for TARGET (a stub: 1 of its 10 tests passes without any work) and DONE.
+# Student-side outcome for TARGET (a stub: 0 of its 9 counted tests pass; its 10th checks given code and
+# counts neither way) and DONE.
 STUDENT_SIDE = {
-    "unaffected": dict(target_ok=False, target=(1, 10), done_points=5),
+    "unaffected": dict(target_ok=False, target=(0, 9), done_points=5),
     "forged": dict(target_ok=True, done_points=5),
     "no tests": dict(target_ok=False, target=(0, 0), done_points=5),
-    "inflated": dict(target_ok=False, target=(1, 10), done_points=50),
-    "overwritten": dict(target_ok=False, target=(1, 10), done_points=5),
+    "inflated": dict(target_ok=False, target=(0, 9), done_points=50),
+    "overwritten": dict(target_ok=False, target=(0, 9), done_points=5),
 }
 
 
@@ -428,7 +429,7 @@ def test_clean_release_is_clean_everywhere(world):
     b = world.baseline
     assert b["status"] == "graded" and b["flags"] == [], b
     assert b["modules"][DONE]["ok"] and b["modules"][DONE]["points"] == 5
-    assert (b["modules"][TARGET]["passed"], b["modules"][TARGET]["total"], b["modules"][TARGET]["ok"]) == (1, 10, False)
+    assert (b["modules"][TARGET]["passed"], b["modules"][TARGET]["total"], b["modules"][TARGET]["ok"]) == (0, 9, False)
 
 
 # ---- student side: the student's own grader ------------------------------------------------------------
@@ -455,7 +456,7 @@ def test_student_side_grader(world, sid, tmp_path):
     else:
         assert tamper["status"] == "clean" and integrity["message"] == "unmodified"
     if s.student == "overwritten":   # hand-written results are replaced by this run's results
-        assert progress["totals"]["points"] == 5.4 and progress["tamper"]["status"] == "clean"  # 5 + 4 x 1/10
+        assert progress["totals"]["points"] == 5 and progress["tamper"]["status"] == "clean"  # 5 + 4 x 0/9
         assert "100/100" not in (checkout / "README.md").read_text(encoding="utf-8")
         for name in ("points", "modules", "neural-network-engineer"):
             badge = json.loads((checkout / "badges" / f"{name}.json").read_text())
@@ -466,24 +467,30 @@ def test_student_side_grader(world, sid, tmp_path):
 
 def test_hand_written_milestone_result_is_reused_student_side(world, tmp_path):
     """Known gap, shown on purpose: the student-side grader reuses a milestone result from
-    badges/progress.json when its cache key matches, and a student can compute that key. So a hand-written
-    "passed" survives `tito grade` once the milestone's modules pass. The regrade never sees the student's
-    progress.json (only module sources are taken) and the roster flags badges/ not written by the bot."""
+    badges/progress.json when its fingerprint matches, and a student can compute that fingerprint. So a
+    hand-written "passed" survives `tito grade` once the milestone's modules pass. The regrade never sees the
+    student's progress.json (only module sources are taken) and the roster flags badges/ not written by the bot."""
     from grading import grade as G
+    from grading import state
     from grading.console import Console
+    from grading.scoring import score_module
     from grading.testrun import TestResult
     repo = student_repo(world, "clean")
     ms = world.course.milestones[0]
-    modules = {m.id: G.ModuleGrade(m, tests={"t": TestResult("t", "passed")}) for m in world.course.modules}
-    claim = {"status": "passed", "cache_key": G.milestone_cache_key(repo, ms), "seconds": 1.0,
-             "metrics": {c.metric: c.value for c in ms.victory}, "verified_by": "https://example.com/fake-run"}
+    modules = {m.id: score_module(m, {"t": TestResult("t", "passed")}, {}) for m in world.course.modules}
+    claim = {"status": "passed", "cache_key": state.milestone_fingerprint(repo, ms, course=world.course),
+             "seconds": 1.0, "metrics": {c.metric: c.value for c in ms.victory},
+             "verified_by": "https://example.com/fake-run"}
     out = G.grade_milestones(repo, world.course, modules, {"milestones": {str(ms.number): claim}},
                              G.GradeOptions(skip_milestones=True), tmp_path, Console(io.StringIO()), None, None)
     assert out[str(ms.number)]["status"] == "passed" and out[str(ms.number)]["_reused"]
-    claim["cache_key"] = "0" * 64                               # a stale or made-up key is not reused
+    assert not out[str(ms.number)].get("stale")
+    # a stale or made-up key is never reused as current: --skip-milestones keeps it, marked stale (a full
+    # grade, which CI always runs, runs the milestone again)
+    claim["cache_key"] = "0" * 64
     out = G.grade_milestones(repo, world.course, modules, {"milestones": {str(ms.number): claim}},
                              G.GradeOptions(skip_milestones=True), tmp_path, Console(io.StringIO()), None, None)
-    assert out[str(ms.number)]["status"] == "not_run"
+    assert out[str(ms.number)]["stale"] is True and "not re-run" in out[str(ms.number)]["reason"]
 
 
 # ---- instructor side: regrade --------------------------------------------------------------------------

@@ -54,6 +54,27 @@ def test_triggers_permissions_concurrency(workflow):
     assert "github.ref" in workflow["concurrency"]["group"]
 
 
+def test_only_the_default_branch_is_graded_and_committed_back(workflow):
+    grade, test = workflow["jobs"]["grade"], workflow["jobs"]["test"]
+    assert "github.ref_name == github.event.repository.default_branch" in grade["if"]
+    assert "github.ref_name != github.event.repository.default_branch" in test["if"]
+    assert not any("commit_back" in s.get("run", "") for s in test["steps"])
+    assert any("commit_back" in s.get("run", "") for s in grade["steps"])
+
+
+def test_the_data_cache_is_filled_before_grading_and_the_real_data_tests_run(workflow):
+    steps = workflow["jobs"]["grade"]["steps"]
+    names = [s.get("name") for s in steps]
+    fill = steps[names.index("Download the data sets (cache miss)")]
+    save = steps[names.index("Save the data cache")]
+    assert names.index("Restore the data cache") < names.index("Download the data sets (cache miss)") \
+        < names.index("Save the data cache") < names.index("Grade")
+    for loader in ("load_mnist()", "load_cifar10()", "load_text('tinyshakespeare')"):
+        assert loader in fill["run"]
+    assert "steps.fill.outcome == 'success'" in save["if"]      # a partial download is never saved
+    assert any("TINYTORCH_DATA=" in s.get("run", "") for s in steps)
+
+
 def test_every_job_has_a_timeout_and_skips_its_own_commits(workflow):
     for name, job in workflow["jobs"].items():
         assert isinstance(job.get("timeout-minutes"), int), name
@@ -207,3 +228,22 @@ def test_commit_back_cli_takes_the_branch_from_the_environment(origin, tmp_path)
     bad = subprocess.run([sys.executable, "-m", "grading.commit_back", "--branch", "--upload-pack=evil"], cwd=run,
                          env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0
+
+
+def test_a_manual_run_on_the_results_commit_names_the_students_newest_commit(origin, tmp_path):
+    """workflow_dispatch checks out the bot's results commit; the grade must be labelled with the student's
+    commit whose code it is, not with the bot's."""
+    from grading.grade import commit_info
+    bare, work = origin
+    student = _student_push(work, "v = 1\n")
+    _write_results(work, student, "S")
+    git(work, "add", "-A")
+    git(work, "-c", f"user.name={BOT_NAME}", "commit", "-q", "-m", "results [skip ci]")
+    assert git(work, "rev-parse", "HEAD").stdout.strip() != student
+    info = commit_info(work)
+    assert info["sha"] == student and info["dirty"] is False
+
+
+def test_the_readme_tells_students_to_pull_before_pushing():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "git pull" in text and "git config pull.rebase true" in text

@@ -23,7 +23,12 @@ def assert_close(got, expected, *, atol: float = 1e-5, rtol: float = 1e-5, what:
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
         raise AssertionError(
             f"{what}: {int(bad.sum())} of {bad.size} elements differ; first at index {idx}: "
-            f"expected {expected[idx]!r}, got {got[idx]!r} (atol={atol}, rtol={rtol})")
+            f"expected {_plain(expected[idx])}, got {_plain(got[idx])} (atol={atol}, rtol={rtol})")
+
+
+def _plain(value) -> str:
+    """0.5, not np.float64(0.5): NumPy 2 scalars repr with their type, which buries the number."""
+    return repr(np.asarray(value).item())
 
 
 def numerical_gradient(fn: Callable[..., Tensor], arrays: Sequence[np.ndarray], wrt: int,

@@ -36,13 +36,15 @@ def test_valid_github_handles(handle):
     assert is_valid_github_handle(handle) is True, f"{handle!r} follows GitHub's rules"
 
 
+GIVEN = pytest.mark.given   # these cases pass with no work of yours: the type check is given code
 @pytest.mark.parametrize("handle", ["", "-ada", "ada-", "ada--lovelace", "ada_lovelace", "ada lovelace", "x" * 40,
-                                    "ada.l", "adä", None, 42])
+                                    "ada.l", "adä", pytest.param(None, marks=GIVEN), pytest.param(42, marks=GIVEN)])
 def test_invalid_github_handles(handle):
     assert is_valid_github_handle(handle) is False, f"{handle!r} breaks a GitHub rule"
 
 
 # ---- the environment --------------------------------------------------------------------------------
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_environment_describes_this_machine():
     env = environment()
     assert env.python == ".".join(map(str, sys.version_info[:3]))
@@ -67,11 +69,13 @@ def test_profile_is_read_from_tinytorch_yaml(tmp_path):
     assert PROFILE_FILE == "tinytorch.yaml"
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_missing_profile_file_names_the_file(tmp_path):
     with pytest.raises(ProfileError, match="tinytorch.yaml: file not found"):
         load_profile(tmp_path / PROFILE_FILE)
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 @pytest.mark.parametrize("text, field", [("github: ada\n", "name"), ("name: Ada\n", "github"),
                                          ("name: ''\ngithub: ada\n", "name"), ("name: Ada\ngithub:\n", "github")])
 def test_missing_or_empty_field_is_named(tmp_path, text, field):
@@ -81,9 +85,10 @@ def test_missing_or_empty_field_is_named(tmp_path, text, field):
         load_profile(path)
 
 
-@pytest.mark.parametrize("text, match", [("name: [unclosed\n", "not valid YAML"), ("- a\n- b\n", "field: value"),
+@pytest.mark.parametrize("text, match", [pytest.param("name: [unclosed\n", "not valid YAML", marks=GIVEN),
+                                         pytest.param("- a\n- b\n", "field: value", marks=GIVEN),
                                          ("name: Ada\ngithub: not a handle\n", "not a valid GitHub handle"),
-                                         ("name: 42\ngithub: ada\n", "must be text")])
+                                         pytest.param("name: 42\ngithub: ada\n", "must be text", marks=GIVEN)])
 def test_malformed_profile_says_what_is_wrong(tmp_path, text, match):
     path = tmp_path / PROFILE_FILE
     path.write_text(text, encoding="utf-8")
@@ -100,5 +105,6 @@ def test_report_is_plain_ascii_and_greets_you(tmp_path):
     assert not ok and "tinytorch.yaml" in text
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_matmul_speed_is_measured():
     assert setup_check.matmul_gflops(n=64, repeats=2) > 0

@@ -190,6 +190,28 @@ def test_linear_any_leading_dims_property(lead, n_in, n_out, bias):
     assert_close(out, expected, atol=1e-5, what=f"Linear({n_in}, {n_out}) on shape {tuple(lead) + (n_in,)}")
 
 
+def recorded_ops(out) -> list[str]:
+    """The op names recorded in the graph that produced `out` (what module 09 will differentiate)."""
+    seen, stack, ops = set(), [out], []
+    while stack:
+        t = stack.pop()
+        if id(t) in seen or t._ctx is None:
+            continue
+        seen.add(id(t))
+        ops.append(t._ctx.op)
+        stack.extend(t._ctx.parents)
+    return ops
+
+
+@pytest.mark.parametrize("shape", [(5, 4), (2, 3, 4)])
+def test_linear_is_one_recorded_matrix_product_whatever_the_leading_dims(shape):
+    """The README's contract, which module 07 (attention) counts on: one matmul per Linear, for any
+    batch shape (fold the leading dims into the rows), recorded on the graph for module 09."""
+    out = Linear(4, 3)(Tensor(rand(*shape), requires_grad=True))
+    ops = recorded_ops(out)
+    assert ops.count("matmul") == 1, f"expected exactly 1 recorded matmul for input {shape}, got {ops}"
+
+
 def test_linear_without_bias_and_functional_float64():
     w, x = rand(3, 4, seed=2, dtype=np.float64), rand(2, 4, dtype=np.float64)
     out = linear(Tensor(x, dtype=np.float64), Tensor(w, dtype=np.float64))

@@ -79,6 +79,7 @@ def test_conv2d_keeps_float64_for_gradient_checks_and_float32_by_default():
     assert conv2d(Tensor(x), Tensor(w)).dtype == np.float32
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_conv2d_errors_quote_the_shapes():
     x = Tensor(rand(8, 3, 32, 32))
     with pytest.raises(TensorError, match=r"3 channels.*expects 1.*\(8, 3, 32, 32\).*\(16, 1, 3, 3\)"):
@@ -107,14 +108,73 @@ def test_conv2d_layer_has_pytorch_shapes_init_and_flops():
     assert "kernel_size=(3, 3)" in repr(layer)
 
 
-def test_conv2d_is_one_big_matrix_product_not_loops():
-    # A 64-image batch of 28x28 MNIST-sized inputs: the loop version would take minutes.
-    x = Tensor(rand(64, 8, 28, 28))
+def python_lines_in_spatial(fn) -> int:
+    """How many lines of tinytorch/spatial.py Python executes while `fn()` runs (not a timing)."""
+    import sys
+    count = 0
+
+    def trace(frame, event, arg):
+        nonlocal count
+        if not frame.f_code.co_filename.replace("\\", "/").endswith("tinytorch/spatial.py"):
+            return None                      # other files: no line events (their calls still reach us)
+        if event == "line":
+            count += 1
+        return trace
+    previous = sys.gettrace()
+    sys.settrace(trace)
+    try:
+        fn()
+    finally:
+        sys.settrace(previous)
+    return count
+
+
+@pytest.mark.parametrize("op", ["conv2d", "max_pool2d", "avg_pool2d"])
+def test_the_python_work_does_not_grow_with_the_batch_or_the_image(op):
+    """Vectorised means: the Python lines run are the same for 1 small image and for 8 large ones;
+    loops over output positions or images would run 64 to 128 times more. (Loops over the kh x kw
+    kernel offsets are fine: their count does not depend on the image.)"""
+    w = Tensor(rand(4, 3, 3, 3))
+    calls = {"conv2d": lambda x: conv2d(x, w, stride=1, padding=1), "max_pool2d": lambda x: max_pool2d(x, 2, 2),
+             "avg_pool2d": lambda x: avg_pool2d(x, 2, 2)}[op]
+    small = python_lines_in_spatial(lambda: calls(Tensor(rand(1, 3, 4, 4))))
+    large = python_lines_in_spatial(lambda: calls(Tensor(rand(8, 3, 32, 32))))
+    assert large <= small + 5, (f"{op}: Python ran {small} lines of spatial.py for one 4x4 image but {large} for "
+                                "eight 32x32 images: a loop over output positions or images (use one matrix "
+                                "product over all windows instead)")
+
+
+def test_conv2d_on_a_batch_matches_the_definition_image_by_image():
+    x = Tensor(rand(4, 8, 12, 12))
     layer = Conv2d(8, 16, 3, padding=1)
     out = layer(x)
-    assert out.shape == (64, 16, 28, 28)
-    ref = conv_reference(x.data[:1], layer.weight.data, layer.bias.data, (1, 1), (1, 1))
-    assert_close(out.data[:1], ref, atol=1e-4, what="first image of a batch")
+    assert out.shape == (4, 16, 12, 12)
+    ref = conv_reference(x.data, layer.weight.data, layer.bias.data, (1, 1), (1, 1))
+    assert_close(out.data, ref, atol=1e-4, what="a batch of 4 images")
+
+
+def saved_value(out, name, position):
+    """The value `out`'s op saved as `name` (named fields) or at `position` (the README's tuple order)."""
+    saved = out._ctx.saved
+    return getattr(saved, name) if hasattr(saved, name) else saved[position]
+
+
+@pytest.mark.parametrize("op", ["conv2d", "max_pool2d", "avg_pool2d"])
+def test_saved_kernel_stride_and_padding_are_pairs_of_ints(op):
+    """The README's contract with module 09: whatever form the arguments took (an int or a pair),
+    the op saves (height, width) pairs of ints, which module 09's gradient rules unpack."""
+    x = Tensor(rand(1, 3, 7, 7), requires_grad=True)
+    if op == "conv2d":
+        out = conv2d(x, Tensor(rand(2, 3, 3, 3), requires_grad=True), stride=2, padding=1)
+        expected = {"stride": (0, (2, 2)), "padding": (1, (1, 1))}
+    else:
+        out = (max_pool2d if op == "max_pool2d" else avg_pool2d)(x, 3, 2, 1)
+        expected = {"kernel": (0, (3, 3)), "stride": (1, (2, 2)), "padding": (2, (1, 1))}
+    assert out._ctx is not None and out._ctx.op == op, f"{op} must record op {op!r} on the graph"
+    for name, (position, pair) in expected.items():
+        got = saved_value(out, name, position)
+        assert isinstance(got, tuple) and got == pair and all(type(v) is int for v in got), \
+            f"{op} must save {name} as the pair {pair} of ints (module 09 unpacks it), got {got!r}"
 
 
 # ---- pooling -----------------------------------------------------------------------------------------
@@ -135,6 +195,7 @@ def test_pool_stride_defaults_to_kernel_size_and_odd_sizes_round_down():
     assert AvgPool2d(2)(x).shape == (1, 2, 15, 15)
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_pool_errors():
     with pytest.raises(TensorError, match="4-D"):
         max_pool2d(Tensor(rand(2, 4, 4)), 2)

@@ -64,6 +64,7 @@ def test_embedding_looks_up_rows_for_ids_of_any_shape():
     (np.array([0, 10]), r"\[0, 10\).*0 to 10"),
     (np.array([-1, 3]), r"\[0, 10\).*-1 to 3"),
 ])
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_embedding_errors(ids, pattern):
     with pytest.raises(TensorError, match=pattern):
         Embedding(10, 4)(ids)
@@ -75,6 +76,7 @@ def test_embedding_functional_keeps_float64():
 
 
 # ---- masks and scaled dot-product attention ----------------------------------------------------------
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_causal_mask():
     m = causal_mask(4)
     assert m.dtype == np.bool_, "masks are boolean"
@@ -154,6 +156,7 @@ def test_sdpa_keeps_float64():
     (((2, 3, 4), (2, 5, 4), (2, 5, 4)), {"mask": np.ones((3, 4), dtype=bool)}, r"\(3, 4\) does not broadcast"),
     (((2, 6, 4), (2, 5, 4), (2, 5, 4)), {"causal": True}, "at least as many keys"),
 ])
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_sdpa_errors(shapes, kwargs, pattern):
     q, k, v = (Tensor(rand(*s)) for s in shapes)
     with pytest.raises(TensorError, match=pattern):
@@ -228,6 +231,7 @@ def test_mha_dropout_only_in_training():
     assert not np.allclose(mha(x).data, np_mha(mha, x.data), atol=1e-4), "training mode must drop attention weights"
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_mha_errors_and_repr():
     with pytest.raises(TensorError, match="divisible by heads"):
         MultiHeadAttention(10, 3)

@@ -66,11 +66,13 @@ def test_tensor_dataset_returns_rows_of_every_array():
     np.testing.assert_array_equal(by, y[[5, 0, 2]])
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_tensor_dataset_rejects_arrays_of_different_lengths():
     with pytest.raises(ValueError, match=r"\(5, 2\).*\(4,\)"):
         TensorDataset(np.zeros((5, 2)), np.zeros(4))
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_tensor_dataset_index_out_of_range_is_an_index_error():
     with pytest.raises(IndexError):
         TensorDataset(np.zeros((3, 2)))[3]
@@ -169,6 +171,7 @@ def test_generic_dataset_without_get_batch_gives_the_same_batches():
         np.testing.assert_array_equal(sy.data, fy.data)
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_batch_size_must_be_a_positive_integer():
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="batch_size"):
@@ -205,6 +208,7 @@ def test_normalize_is_per_channel():
     assert_close(Normalize(mean, std)(x[2]), expected[2], what="Normalize of one sample (C, H, W)")
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_normalize_errors_teach():
     with pytest.raises(ValueError, match="ToFloat"):
         Normalize(0.5, 0.5).batch(images())
@@ -237,6 +241,7 @@ def test_random_crop_without_padding_and_full_size_is_the_identity_and_works_on_
     assert gray.shape == (3, 3), "a single-channel (H, W) image works too"
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_random_crop_too_large_is_an_error():
     with pytest.raises(ValueError, match="RandomCrop"):
         RandomCrop(10, padding=1).batch(images())

@@ -245,6 +245,7 @@ def test_fancy_index_with_repeats_adds_up():
     assert_close(x.grad, [3.0, 0.0, 1.0], what="an element picked 3 times gets 3 gradients (np.add.at, not =)")
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_no_grad_records_nothing_and_restores_the_mode():
     x = Tensor([1.0], requires_grad=True)
     with no_grad():
@@ -346,12 +347,14 @@ def test_softmax_gradient_is_finite_at_huge_inputs():
 
 
 # ---- errors -----------------------------------------------------------------------------------------
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_backward_on_a_non_scalar_without_gradient_says_so():
     x = Tensor(np.ones((2, 3)), requires_grad=True)
     with pytest.raises(TensorError, match=r"backward.*\(2, 3\).*scalar"):
         (x * 2).backward()
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_backward_errors_name_the_problem():
     with pytest.raises(TensorError, match="does not require a gradient"):
         Tensor([1.0]).sum().backward()
@@ -365,8 +368,9 @@ def test_backward_errors_name_the_problem():
 
 
 def test_missing_or_broken_rules_are_named():
+    """The README asks for a TensorError that names the op, and for a wrong shape both shapes."""
     x = Tensor(np.ones(3), requires_grad=True)
-    with pytest.raises(TensorError, match="no gradient rule for op 'mystery_op'"):
+    with pytest.raises(TensorError, match="mystery_op"):
         Tensor._make(x.data * 2, "mystery_op", (x,)).sum().backward()
     try:
         @gradient_of("bad_shape_op")
@@ -376,9 +380,11 @@ def test_missing_or_broken_rules_are_named():
         @gradient_of("bad_arity_op")
         def _bad_arity(ctx, g):
             return g
-        with pytest.raises(TensorError, match=r"'bad_shape_op' gave a gradient of shape \(1,\) for an input of shape \(3,\)"):
+        with pytest.raises(TensorError, match="bad_shape_op") as info:
             Tensor._make(x.data * 2, "bad_shape_op", (x,)).sum().backward()
-        with pytest.raises(TensorError, match="'bad_arity_op' must return a tuple"):
+        assert "(1,)" in str(info.value) and "(3,)" in str(info.value), \
+            f"a wrong-shape error names both shapes, the gradient's (1,) and the input's (3,): {info.value}"
+        with pytest.raises(TensorError, match="bad_arity_op"):
             Tensor._make(x.data * 2, "bad_arity_op", (x,)).sum().backward()
     finally:
         GRADIENTS.pop("bad_shape_op", None)

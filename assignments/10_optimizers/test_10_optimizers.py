@@ -112,6 +112,7 @@ def test_sgd_nesterov_matches_pytorch():
                   sgd_reference(0.05, momentum=0.9, nesterov=True), "SGD nesterov (g + momentum * buf)")
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_sgd_validates_its_hyperparameters():
     p = [Tensor(np.zeros(2, np.float32), requires_grad=True)]
     with pytest.raises(ValueError, match="Nesterov"):
@@ -343,6 +344,7 @@ def test_scheduler_state_dict_round_trip():
     assert lrs(fresh, 3) == lrs(sched, 3), "a restored scheduler continues where the original was"
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_a_scheduler_needs_an_optimizer():
     with pytest.raises(TypeError, match="Optimizer"):
         StepLR([0.1], step_size=1)

@@ -70,6 +70,7 @@ class Cp1252(io.StringIO):
 
 
 # ---- metrics and evaluation ----------------------------------------------------------------------------
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_accuracy_counts_argmax_hits():
     logits = tt.tensor([[2.0, 1.0], [0.0, 3.0], [5.0, -1.0], [0.1, 0.2]])
     assert accuracy(logits, np.array([0, 1, 1, 1])) == 0.75
@@ -141,7 +142,7 @@ def test_nan_loss_is_a_training_error():
     x, y = blobs(20)
     x[3, 0] = np.nan
     model = mlp()
-    with pytest.raises(TrainingError, match="nan"):
+    with pytest.raises(TrainingError, match=r"(?i)\bnan\b"):      # the README: the message gives the loss
         Trainer(model, SGD(model.parameters(), lr=0.1), progress=False).train_epoch(
             DataLoader(TensorDataset(x, y), batch_size=20))
 
@@ -192,6 +193,7 @@ def test_checkpoint_is_one_npz_without_pickle(tmp_path):
         np.testing.assert_array_equal(a.data, b.data)
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
     model = mlp()
     path = tmp_path / "c.npz"
@@ -211,6 +213,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypa
     assert load_checkpoint(path, mlp())["epoch"] == 1
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_a_corrupted_checkpoint_is_a_clear_error(tmp_path):
     path = tmp_path / "c.npz"
     save_checkpoint(path, mlp(), epoch=1)
@@ -222,6 +225,7 @@ def test_a_corrupted_checkpoint_is_a_clear_error(tmp_path):
 
 
 # ---- progress output -----------------------------------------------------------------------------------
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_progress_in_a_log_file_is_plain_lines():
     out = NonTTY()
     bar = ProgressBar(100, "epoch 1/3", stream=out)
@@ -245,6 +249,7 @@ def test_trainer_progress_goes_to_its_stream():
     assert "epoch 1/2" in text and "epoch 2/2" in text and "validation loss" in text and "\r" not in text
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_progress_on_a_terminal_redraws_one_line():
     out = TTY()
     bar = ProgressBar(3, "train", stream=out)
@@ -254,6 +259,7 @@ def test_progress_on_a_terminal_redraws_one_line():
     assert out.getvalue().startswith("\r") and out.getvalue().endswith("\n") and out.getvalue().count("\n") == 1
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_progress_never_crashes_on_a_console_without_unicode():
     out = Cp1252()
     bar = ProgressBar(5, "\u00e9poque \u2603", stream=out)  # a snowman cp1252 cannot print

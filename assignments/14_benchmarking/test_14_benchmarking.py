@@ -88,6 +88,7 @@ def test_benchmark_with_real_clock_on_trivial_functions():
     assert all(len(m.times) == 3 and m.median >= 0 for m in results.values())
 
 
+@pytest.mark.given   # passes with no work in this module: checks code the course gives
 def test_format_table_aligns_columns():
     text = format_table([("a", "bb"), ("ccc", "1"), ("d", "22")])
     lines = text.splitlines()

@@ -247,27 +247,18 @@ def prepare_base(instructor_dir: Path, dest: Path) -> Path:
 
 
 # ---- grading one tree ----------------------------------------------------------------------------
-def run_module_tests(work: Path, course: Course, opts: Options, scratch: Path):
-    """The module tests in the sandbox; returns grading.testrun's RunResult (the student's claim)."""
-    from grading.testrun import Limits, run_pytest
-    paths = [m.folder for m in course.modules if (work / m.folder).is_dir()]
+def run_module_tests(work: Path, course: Course, opts: Options, scratch: Path) -> tuple[dict, bool]:
+    """The module tests in the sandbox, run and scored exactly as `tito grade` runs and scores them
+    (grading/grade.py, grading/scoring.py): the student's CLAIM. Returns ({module id: ModuleScore},
+    whether the single run crashed and modules were re-run one at a time)."""
+    import io
+    from grading.console import Console
+    from grading.grade import run_module_tests as run_tests
+    from grading.testrun import Limits
     limits = Limits(test_seconds=opts.test_timeout, run_seconds=opts.timeout, memory_mb=opts.memory_mb)
-    return run_pytest(work, paths, limits, scratch, isolation=opts.isolation)
-
-
-def module_scores(course: Course, run) -> dict:
-    """{module id: {passed, total, share, ok, reason}} of the sandboxed test run, scored by the same rule as
-    `tito grade` (grading/scoring.py): `share` is the module's points there over its maximum."""
-    from grading.scoring import score_modules
-    scores = {}
-    grades = score_modules(course, run.tests, run.collect_errors)
-    for m in course.modules:
-        g = grades[m.id]
-        scores[m.id] = {"passed": g.passed, "failed": g.total - g.passed, "total": g.total, "ok": g.ok,
-                        "share": g.points / m.points if m.points else 0.0, "max_points": m.points}
-        if g.reason:
-            scores[m.id]["reason"] = g.reason
-    return scores
+    scores, mode = run_tests(work, course, limits, scratch, Console(io.StringIO(), color=False),
+                             isolation=opts.isolation)
+    return scores, mode != "single run"
 
 
 def reference_answers(opts: Options, course: Course, scratch: Path) -> tuple[dict, dict]:
@@ -285,8 +276,9 @@ def grade_tree(work: Path, course: Course, opts: Options, scratch: Path, referen
     """Tests (claimed) and probes (verified) of one overlaid tree -> per-module scores, never raising."""
     from grading.instructor.probe_judge import compare, run_worker
     from grading.testrun import Limits
-    run = run_module_tests(work, course, opts, scratch / "tests")
-    claimed = module_scores(course, run)
+    started = time.monotonic()
+    claimed, crashed = run_module_tests(work, course, opts, scratch / "tests")
+    tests_seconds = time.monotonic() - started
     names, ref_answers = reference
     wanted = [(m, p) for m in sorted(names) for p in names[m]]
     limits = Limits(memory_mb=opts.memory_mb, run_seconds=opts.timeout)
@@ -296,23 +288,23 @@ def grade_tree(work: Path, course: Course, opts: Options, scratch: Path, referen
     modules, notes = {}, []
     for m in course.modules:
         tests, probes = claimed[m.id], verdicts[m.id]
-        test_share = tests.pop("share")
+        test_share = tests.points / m.points if m.points else 0.0
         share = min(test_share, probes.fraction) if probes.total else 0.0
-        entry = {**tests, "points": round(m.points * share, 4),
-                 "ok": bool(tests["ok"] and probes.total and probes.matched == probes.total),
+        entry = {**tests.as_dict(), "points": round(m.points * share, 4),
+                 "ok": bool(tests.ok and probes.total and probes.matched == probes.total),
                  "probes_matched": probes.matched, "probes_total": probes.total}
         if not probes.total:
             entry["note"] = "the course has no probes for this module, so its tests cannot be verified: 0 points"
         if probes.failures:
             entry["probe_failures"] = probes.failures[:20]
         if test_share > probes.fraction:
-            notes.append(f"{m.id}: {tests['passed']}/{tests['total']} tests passed in the sandbox but only "
+            notes.append(f"{m.id}: {tests.passed}/{tests.total} tests passed in the sandbox but only "
                          f"{probes.matched}/{probes.total} probes matched the reference; credited "
                          f"{share:.0%} of {m.points:g} points")
         modules[m.id] = entry
-    out = {"modules": modules, "notes": notes, "tests_seconds": round(run.seconds, 1)}
-    if run.crashed:
-        out["crash"] = run.crash_reason
+    out = {"modules": modules, "notes": notes, "tests_seconds": round(tests_seconds, 1)}
+    if crashed:
+        out["crash"] = "the sandboxed test run crashed; each module was re-run on its own"
     return out
 
 

@@ -27,6 +27,7 @@ import argparse
 import fnmatch
 import hashlib
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -34,7 +35,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from grading.course import REPO_ROOT, Course, load_course
+from grading.course import REPO_ROOT, Course, load_course, repo_root
 from grading.instructor.solutions import SolutionMarkerError, find_blocks, marker_lines, transform
 from grading.state import atomic_write_json
 
@@ -233,6 +234,31 @@ class ReleaseReport:
     warnings: list[str] = field(default_factory=list)
 
 
+INSTRUCTOR_START = "<!-- instructor-only:start -->"
+INSTRUCTOR_END = "<!-- instructor-only:end -->"
+
+
+def student_readme(text: str) -> str:
+    """README.md without its instructor and maintainer sections: everything between
+    `<!-- instructor-only:start -->` and `<!-- instructor-only:end -->` (markers included) is left out, so
+    one README is the source of both the course repository's and the students' README."""
+    pattern = re.compile(re.escape(INSTRUCTOR_START) + r".*?" + re.escape(INSTRUCTOR_END) + r"\n?", re.S)
+    out = pattern.sub("", text)
+    if INSTRUCTOR_START in out or INSTRUCTOR_END in out:
+        raise ReleaseError("README.md: an instructor-only marker is not closed (or closed twice); "
+                           f"use {INSTRUCTOR_START} ... {INSTRUCTOR_END} around each instructor section")
+    return re.sub(r"\n{3,}", "\n\n", out)
+
+
+def student_pyproject(text: str) -> str:
+    """pyproject.toml as released: pytest's testpaths without the folders the template leaves out."""
+    def keep(match: re.Match) -> str:
+        paths = re.findall(r'"([^"]+)"', match.group(1))
+        kept = [p for p in paths if not is_instructor_only(p.rstrip("/") + "/x")]   # a file inside it
+        return "testpaths = [" + ", ".join(f'"{p}"' for p in kept) + "]"
+    return re.sub(r"^testpaths = \[([^\]]*)\]", keep, text, flags=re.M)
+
+
 def _file_mode(src: Path) -> int:
     return 0o755 if os.stat(src).st_mode & stat.S_IXUSR else 0o644
 
@@ -306,7 +332,9 @@ def build_release(out: str | Path, source: str | Path = REPO_ROOT, solutions_thr
                     "solution blocks may only live in the module files (tinytorch/<module>.py), where the "
                     "release knows which module they belong to")
         elif rel == "README.md":
-            data = reset_readme(data.decode("utf-8"), course).encode("utf-8")
+            data = reset_readme(student_readme(data.decode("utf-8")), course).encode("utf-8")
+        elif rel == "pyproject.toml":
+            data = student_pyproject(data.decode("utf-8")).encode("utf-8")
         planned[rel] = (data, _file_mode(src))
     for m in course.modules:
         if not (source / m.source).exists():
@@ -421,6 +449,7 @@ def check_release(release_dir: str | Path) -> list[str]:
 
 # ---- command line -----------------------------------------------------------------------------------
 def _cmd_release(args) -> int:
+    args.source = args.source or str(repo_root())   # the course repository in the current directory
     try:
         report = build_release(args.out, args.source, args.solutions_through, force=args.force)
     except (ReleaseError, SolutionMarkerError) as exc:
@@ -454,7 +483,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--solutions-through", type=int, metavar="NN", default=None,
                    help="keep the solutions of modules numbered <= NN (courses that hand out earlier answers)")
     p.add_argument("--force", action="store_true", help="replace the contents of a non-empty --out")
-    p.add_argument("--source", default=str(REPO_ROOT), help=argparse.SUPPRESS)
+    p.add_argument("--source", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_release, handler=_cmd_release)
     return p
 
