@@ -109,6 +109,7 @@ def test_fast_max_pool_falls_back_to_module06_for_other_shapes():
 
 
 # ---- batch norm + ReLU ---------------------------------------------------------------------------------
+@pytest.mark.given   # passes with no work in this module: the checks are module 06's given code
 def test_fast_max_pool_raises_module06_errors():
     for x in (Tensor(rand(1, 2, 1, 3)), Tensor(rand(2, 3, 3)), Tensor(np.ones((1, 1, 4, 4), dtype=np.int64))):
         messages = []
