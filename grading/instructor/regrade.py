@@ -248,17 +248,23 @@ def prepare_base(instructor_dir: Path, dest: Path) -> Path:
 
 # ---- grading one tree ----------------------------------------------------------------------------
 def run_module_tests(work: Path, course: Course, opts: Options, scratch: Path) -> tuple[dict, bool]:
-    """The module tests in the sandbox, run and scored exactly as `tito grade` runs and scores them
-    (grading/grade.py, grading/scoring.py): the student's CLAIM. Returns ({module id: ModuleScore},
-    whether the single run crashed and modules were re-run one at a time)."""
-    import io
-    from grading.console import Console
-    from grading.grade import run_module_tests as run_tests
+    """The module tests in the sandbox, each module in its own pytest process, run and scored exactly as
+    `tito module test` runs and scores one module (grading/grade.py `grade_module`, grading/scoring.py):
+    the student's CLAIM. One process per module means code in a later module's file never runs where an
+    earlier module's tests are judged (`import tinytorch` loads a module file only when it is used), so
+    a student who forges the report from module 05's file cannot spoil the claim of modules 01-04.
+    Returns ({module id: ModuleScore}, whether any run crashed)."""
+    from grading.grade import grade_module
+    from grading.scoring import score_modules
     from grading.testrun import Limits
     limits = Limits(test_seconds=opts.test_timeout, run_seconds=opts.timeout, memory_mb=opts.memory_mb)
-    scores, mode = run_tests(work, course, limits, scratch, Console(io.StringIO(), color=False),
-                             isolation=opts.isolation)
-    return scores, mode != "single run"
+    scores = score_modules(course, {}, {})
+    crashed = False
+    for m in course.modules:
+        if (work / m.folder).is_dir():
+            scores[m.id] = grade_module(work, course, m, limits, scratch / m.id, isolation=opts.isolation)
+            crashed = crashed or "crash" in scores[m.id].reason
+    return scores, crashed
 
 
 def reference_answers(opts: Options, course: Course, scratch: Path) -> tuple[dict, dict]:
@@ -304,7 +310,8 @@ def grade_tree(work: Path, course: Course, opts: Options, scratch: Path, referen
         modules[m.id] = entry
     out = {"modules": modules, "notes": notes, "tests_seconds": round(tests_seconds, 1)}
     if crashed:
-        out["crash"] = "the sandboxed test run crashed; each module was re-run on its own"
+        out["crash"] = "a sandboxed test run crashed: " + "; ".join(
+            f"{k}: {v['reason']}" for k, v in modules.items() if "crash" in v.get("reason", ""))[:600]
     return out
 
 
