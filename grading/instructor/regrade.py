@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,7 @@ class Options:
     test_timeout: float = 120.0       # one test
     probe_timeout: float = 30.0       # one probe
     memory_mb: int = 4096             # address space of each sandboxed process
+    jobs: int = os.cpu_count() or 1   # module test runs at once (each in its own sandbox)
     clone_timeout: float = 300.0
     keep_work: bool = False
     work_root: Path | None = None
@@ -259,12 +261,12 @@ def run_module_tests(work: Path, course: Course, opts: Options, scratch: Path) -
     from grading.testrun import Limits
     limits = Limits(test_seconds=opts.test_timeout, run_seconds=opts.timeout, memory_mb=opts.memory_mb)
     scores = score_modules(course, {}, {})
-    crashed = False
-    for m in course.modules:
-        if (work / m.folder).is_dir():
-            scores[m.id] = grade_module(work, course, m, limits, scratch / m.id, isolation=opts.isolation)
-            crashed = crashed or "crash" in scores[m.id].reason
-    return scores, crashed
+    present = [m for m in course.modules if (work / m.folder).is_dir()]
+    with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:   # one sandbox per module, `jobs` at once
+        graded = pool.map(lambda m: grade_module(work, course, m, limits, scratch / m.id, isolation=opts.isolation),
+                          present)
+        scores.update({m.id: score for m, score in zip(present, graded)})
+    return scores, any("crash" in scores[m.id].reason for m in present)
 
 
 def reference_answers(opts: Options, course: Course, scratch: Path) -> tuple[dict, dict]:

@@ -39,8 +39,9 @@ def make_pids_group(limit: int):
     for root in CGROUP_ROOTS:
         if not os.path.isfile(os.path.join(root, "cgroup.procs")):
             continue
-        for stale in os.listdir(root):           # groups left by launchers that were killed
-            if stale.startswith(PREFIX):
+        for stale in os.listdir(root):           # groups left by launchers that were killed (never a
+            owner = stale[len(PREFIX):]          # running launcher's: its group may still be empty)
+            if stale.startswith(PREFIX) and owner.isdigit() and not os.path.exists(f"/proc/{owner}"):
                 try:
                     os.rmdir(os.path.join(root, stale))
                 except OSError:
@@ -66,8 +67,11 @@ def main() -> int:
     pid = os.fork()
     if pid == 0:
         if group is not None:
-            with open(os.path.join(group, "cgroup.procs"), "w") as fh:
-                fh.write(str(os.getpid()))
+            try:
+                with open(os.path.join(group, "cgroup.procs"), "w") as fh:
+                    fh.write(str(os.getpid()))
+            except OSError as exc:   # RLIMIT_NPROC below still applies
+                print(f"sandbox launcher: could not join {group}: {exc}", file=sys.stderr)
         resource.setrlimit(resource.RLIMIT_NPROC, (total, total))
         os.execvp(argv[0], argv)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
