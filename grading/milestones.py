@@ -20,17 +20,14 @@ from __future__ import annotations
 import argparse
 import ast
 import hashlib
-import importlib.util
 import os
-import platform
 import sys
 import time
-import traceback
-from datetime import datetime, timezone
 from pathlib import Path
 
 from grading import state
 from grading.course import REPO_ROOT, Course, Milestone, load_course
+from grading.judge import judge_milestone
 from grading.plots import history_svg
 
 EXIT_VICTORY, EXIT_NOT_WON, EXIT_COULD_NOT_RUN = 0, 1, 2
@@ -125,135 +122,49 @@ def _missing_modules(ms: Milestone, modules: dict[str, str]) -> list[str]:
     return [r for r in ms.requires if modules.get(r) != "passed"]
 
 
-# ---- running a program ------------------------------------------------------------------------------------
+# ---- running a program (in a child process, judged by grading/judge.py) ----------------------------------
 def ensure_importable() -> None:
-    """Put the repository root on sys.path, so `milestones.*` and this repository's `tinytorch` import."""
+    """Put the repository root on sys.path, so `milestones.*` imports (tests and the weights script)."""
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
 
 
-def load_program(ms: Milestone):
-    """Import the milestone program file as a module (the repository root goes on sys.path, so the
-    program imports `milestones.common` and the repository's own `tinytorch`)."""
-    path = program_path(ms)
-    if not path.exists():
-        raise FileNotFoundError(f"milestone program {ms.program} does not exist")
-    ensure_importable()
-    spec = importlib.util.spec_from_file_location(f"milestones.{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not callable(getattr(module, "run", None)):
-        raise AttributeError(f"{ms.program} does not define run(ctx)")
-    return module
-
-
-def _jsonable(value):
-    """numpy scalars/arrays, tuples and paths -> plain JSON types; non-finite floats -> None."""
-    import math
-
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        return _jsonable(value.tolist())
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, (bool, int, str)) or value is None:
-        return value
-    if hasattr(value, "__float__"):
-        return _jsonable(float(value))
-    return str(value)
-
-
-def _framework_in_use() -> str:
-    try:
-        import tinytorch
-        return str(Path(tinytorch.__file__).resolve().parent)
-    except Exception as exc:  # an unfinished student file may fail to import
-        return f"<tinytorch does not import: {exc}>"
-
-
-def _explain_error(exc: BaseException, ms: Milestone) -> str:
-    from milestones.common import MilestoneDataMissing
-
-    if isinstance(exc, MilestoneDataMissing):
-        return str(exc)
-    if isinstance(exc, NotImplementedError):
-        return (f"your tinytorch is not finished yet: {exc}\n"
-                f"  milestone {ms.number} needs the modules {', '.join(ms.requires)}; "
-                f"`tito milestone start {ms.number}` shows which ones still fail")
-    tb = traceback.extract_tb(exc.__traceback__)
-    where = f" (at {Path(tb[-1].filename).name}:{tb[-1].lineno} in {tb[-1].name})" if tb else ""
-    return f"{type(exc).__name__}: {exc}{where}"
-
-
 def run_milestone(number: int | str, *, tiny: bool = False, json_path: str | Path | None = None,
                   data_dir: str | Path | None = None, seed: int = 0, course: Course | None = None,
-                  stream=None, download: bool = True) -> dict:
-    """Run milestone `number`, judge it against course.yaml, write the result (+ SVG), return it."""
+                  stream=None, download: bool = True, isolation=None) -> dict:
+    """Run milestone `number` in a child process, judge it (grading/judge.py), record the result (+ SVG)."""
     course = course or load_course()
     ms = course.milestone(number)
     con = Console(stream)
-    ensure_importable()
-    from milestones.common import MilestoneContext
-
     result_path = tiny_result_path(ms.number) if tiny else state.milestone_result_path(ms.number)
-    ctx = MilestoneContext(ms.number, data_dir=data_dir, tiny=tiny, seed=seed,
-                           out_dir=result_path.parent / f"m{ms.number}{'.tiny' if tiny else ''}-files",
-                           budget_seconds=ms.budget_seconds, stream=con.stream, download=download)
     con.print(con.paint(f"Milestone {ms.number}: {ms.name}", "bold")
-              + f"  (victory: {ms.describe(', ')}; budget {ms.budget_seconds:g} s)")
+              + f"  (victory: {ms.describe(', ')}; ceiling {ms.budget_seconds:g} s)")
     if tiny:
         con.print(f"{con.sym('tiny')} tiny mode: synthetic data, checks the plumbing only")
+    if data_dir is None and os.environ.get("TINYTORCH_DATA"):
+        data_dir = os.environ["TINYTORCH_DATA"]
     inputs = fingerprint(ms, course)  # of the code as it was when the run started
-    start = time.perf_counter()
-    error, output = None, {}
-    try:
-        output = load_program(ms).run(ctx) or {}
-        if not isinstance(output, dict):
-            raise TypeError(f"run(ctx) must return a dict with 'metrics', got {type(output).__name__}")
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # a student's unfinished code must give a result, not a crash
-        error = _explain_error(exc, ms)
-    seconds = time.perf_counter() - start
-    metrics = _jsonable(output.get("metrics") or {})
-    conditions = ms.conditions(ctx.corpus)   # milestone 5 has its own bar for the offline corpus
-    passed = error is None and ms.passed(metrics, ctx.corpus)
-    result = {
-        "milestone": ms.number,
-        "name": ms.name,
-        "badge": ms.badge,
-        "passed": bool(passed),
-        "metrics": metrics,
-        "thresholds": ms.thresholds_for(ctx.corpus),
-        "failed_conditions": [str(c) for c in ms.unmet(metrics, ctx.corpus)],
-        "seconds": round(seconds, 3),
-        "budget_seconds": ms.budget_seconds,
-        "within_budget": seconds <= ms.budget_seconds,
-        "history": _jsonable(output.get("history") or []),
-        "details": _jsonable(output.get("details") or {}),
-        "corpus": ctx.corpus,
-        "tiny": tiny,
-        "error": error,
-        "fingerprint": inputs,
-        "framework": _framework_in_use(),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
-    }
-    if result["framework"] != str(REPO_ROOT / "tinytorch"):
+    workdir = result_path.parent / f"m{ms.number}{'.tiny' if tiny else ''}-run"
+    result = judge_milestone(ms, course, REPO_ROOT, data_dir, workdir, isolation=isolation, seed=seed, tiny=tiny,
+                             out=con.print, download=download, echo=con.print)
+    result["fingerprint"] = inputs
+    record(ms, result, result_path, json_path)
+    if result["framework"] and result["framework"] != str(REPO_ROOT / "tinytorch"):
         con.print(con.paint(f"{con.sym('warn')} tinytorch was imported from {result['framework']}, not from this "
                             f"repository ({REPO_ROOT / 'tinytorch'}): run `pip install -e .` here", "yellow"))
+    _print_result(con, ms, result, [result_path] + ([Path(json_path)] if json_path else []))
+    return result
+
+
+def record(ms: Milestone, result: dict, *paths) -> None:
+    """Write the result JSON and its SVG plot to each of `paths` (None entries are skipped)."""
+    conditions = ms.conditions(result.get("corpus"))
     svg = history_svg(result["history"], title=f"Milestone {ms.number}: {ms.name}"
-                      + (" (tiny run)" if tiny else ""),
+                      + (" (tiny run)" if result.get("tiny") else ""),
                       thresholds={c.metric: c.value for c in conditions})
-    targets = [result_path] + ([Path(json_path)] if json_path else [])
-    for target in targets:
+    for target in (Path(p) for p in paths if p):
         state.atomic_write_json(target, result)
         state.atomic_write_text(target.with_suffix(".svg"), svg)
-    _print_result(con, ms, result, targets)
-    return result
 
 
 def exit_code(result: dict) -> int:

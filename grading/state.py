@@ -18,14 +18,14 @@ from grading.course import REPO_ROOT
 STATE_DIR = Path(os.environ.get("TITO_STATE_DIR", REPO_ROOT / ".tito"))
 
 
-def atomic_write_text(path: Path | str, text: str, encoding: str = "utf-8") -> None:
-    """Write `text` to `path` so that readers see either the old or the new file, never half of one."""
+def atomic_write_bytes(path: Path | str, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old or the new file, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding=encoding, newline="\n") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -35,6 +35,11 @@ def atomic_write_text(path: Path | str, text: str, encoding: str = "utf-8") -> N
         except OSError:
             pass
         raise
+
+
+def atomic_write_text(path: Path | str, text: str, encoding: str = "utf-8") -> None:
+    """Write `text` atomically (see atomic_write_bytes); line endings are written as given."""
+    atomic_write_bytes(path, text.encode(encoding))
 
 
 def atomic_write_json(path: Path | str, data) -> None:
