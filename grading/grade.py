@@ -50,7 +50,7 @@ from grading.testrun import (Limits, RunResult, TestResult, Watched, child_env, 
 
 PROGRESS_SCHEMA = "tinytorch-progress"
 PROGRESS_VERSION = 1
-CACHE_KEY_VERSION = "tito-milestone-cache-v2"   # v2: per-corpus bars in the key
+CACHE_KEY_VERSION = "tito-milestone-cache-v3"   # v2: per-corpus bars in the key; v3: judge files, schedule
 MANIFEST = "grading/manifest.json"
 MAX_FAILING_LISTED = 10
 MAX_MODULE_CRASHES = 3
@@ -333,6 +333,7 @@ def milestone_inputs(root: Path, ms: Milestone) -> list[Path]:
     """Files whose content decides a milestone's result (sorted; missing ones are skipped)."""
     files = sorted((root / "tinytorch").glob("*.py"))
     files += [root / ms.program, root / "milestones" / "common.py"]
+    files += [root / "grading" / f"{name}.py" for name in ("judge", "milestone_data", "milestone_child", "channel")]
     weights = root / "milestones" / "weights"
     if weights.is_dir():
         files += sorted(p for p in weights.rglob("*") if p.is_file())
@@ -347,6 +348,8 @@ def milestone_cache_key(root: Path, ms: Milestone, checksums: dict[str, str] | N
         h.update(path.relative_to(root).as_posix().encode() + b"\0")
         h.update(file_sha256(path).encode() + b"\0")
     h.update(json.dumps(ms.all_thresholds, sort_keys=True).encode() + b"\0")
+    h.update(json.dumps({"data": ms.data, "evaluations": ms.evaluations, "schedule": ms.schedule},
+                        sort_keys=True).encode() + b"\0")
     try:
         program_text = (root / ms.program).read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -412,34 +415,33 @@ def curve_file(number: int) -> str:
 
 def run_milestone(root: Path, ms: Milestone, workdir: Path, opts: GradeOptions, out: Console,
                   run_url: str | None, commit: str | None) -> dict:
-    """Run one milestone in a limited child; returns its progress.json entry (never raises)."""
+    """Run one milestone through the judge (grading/judge.py); returns its progress.json entry (never raises)."""
+    from grading.judge import judge_milestone
+    from grading.milestones import record
+
     workdir.mkdir(parents=True, exist_ok=True)
     json_path = workdir / f"m{ms.number}.json"
     limit = milestone_hard_limit(ms, opts)
-    out.line(f"  running milestone {ms.number} ({ms.name}): budget {ms.budget_seconds:g} s, "
+    out.line(f"  running milestone {ms.number} ({ms.name}): ceiling {ms.budget_seconds:g} s, "
              f"stopped after {limit:g} s")
-    cmd = python_in(root, "from grading.cli import main; sys.exit(main(sys.argv[2:]))",
-                    "milestone", "run", str(ms.number), "--json", str(json_path))
-    limits = Limits(memory_mb=opts.milestone_memory_mb, output_mb=512)
-    watched = Watched(cmd, root, child_env(root), limits, workdir / f"m{ms.number}.log", limit,
-                      echo=_Echo(out, f"  {out.sym('bar')} ", max_lines=200))
-    start = time.monotonic()
-    rc = watched.run()
-    seconds = round(time.monotonic() - start, 1)
+    echo = _Echo(out, f"  {out.sym('bar')} ", max_lines=200)
+    try:
+        data = judge_milestone(ms, None, root, os.environ.get("TINYTORCH_DATA") or None, workdir / "run",
+                               limits=Limits(memory_mb=opts.milestone_memory_mb, output_mb=512), timeout=limit,
+                               out=echo, echo=echo)
+        record(ms, data, json_path)
+        if Path(root).resolve() == REPO_ROOT:   # `tito milestone status` shows it too
+            from grading import milestones as runner, state
+            data["fingerprint"] = runner.fingerprint(ms, load_course())
+            record(ms, data, state.milestone_result_path(ms.number))
+    except Exception as exc:  # noqa: BLE001 - a broken judge setup (disk full, ...) fails this milestone alone
+        return {"status": "error", "cache_key": None, "seconds": 0.0, "verified_by": run_url, "commit": commit,
+                "reason": f"the milestone judge failed: {type(exc).__name__}: {exc}"}
+    seconds = round(float(data.get("seconds") or 0.0), 1)
     entry = {"status": "error", "cache_key": None, "seconds": seconds,
              "verified_by": run_url, "commit": commit}
-    data = None
-    if json_path.is_file() and json_path.stat().st_size <= MAX_RESULT_BYTES:
-        data = read_json(json_path)
-    if watched.timed_out:
-        entry["reason"] = (f"stopped after {limit:g} s: the milestone ran far past its budget of "
-                           f"{ms.budget_seconds:g} s")
-        return entry
-    if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
-        log_tail = read_tail(workdir / f"m{ms.number}.log", 3000).strip().splitlines()
-        tail = error_line(log_tail[-1]) if log_tail else ""
-        entry["reason"] = f"the milestone program {describe_exit(rc)} without a result" + \
-                          (f": {tail}" if tail else "")
+    if data.get("error") and str(data["error"]).startswith("stopped after"):
+        entry["reason"] = error_line(data["error"])
         return entry
     metrics = _clean_metrics(data.get("metrics"))
     error = data.get("error") if isinstance(data.get("error"), str) and data.get("error") else None
@@ -449,7 +451,7 @@ def run_milestone(root: Path, ms: Milestone, workdir: Path, opts: GradeOptions, 
     entry.update({
         "status": "passed" if passed else "failed",
         "metrics": metrics,
-        "seconds": round(float(data["seconds"]), 1) if _finite_number(data.get("seconds")) else seconds,
+        "seconds": seconds,
         "headline": headline(ms, metrics),
     })
     if error is not None:
@@ -470,7 +472,6 @@ def run_milestone(root: Path, ms: Milestone, workdir: Path, opts: GradeOptions, 
     curve = safe_curve_svg(json_path.with_suffix(".svg"))
     if curve is not None:
         entry["_curve_svg"] = curve  # written to badges/ by write_outputs
-    # (`tito milestone run` also records the result in .tito/milestones/ for `tito milestone status`)
     return entry
 
 

@@ -219,7 +219,8 @@ def metrics_from(evaluations: list[Evaluation], split: milestone_data.Split, sam
     if scored:
         metrics["test_accuracy"] = scored[-1].accuracy
         epochs = [e.accuracy for e in scored if e.tag == "epoch"]
-        metrics["accuracy_rises"] = 1.0 if accuracy_rises(epochs) else 0.0
+        if epochs:
+            metrics["accuracy_rises"] = 1.0 if accuracy_rises(epochs) else 0.0
     reloaded = [e for e in images if e.tag == "reloaded"]
     if reloaded and scored:
         metrics["reload_identical"] = 1.0 if np.array_equal(reloaded[-1].predictions, scored[-1].predictions) else 0.0
