@@ -32,11 +32,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from grading.milestone_data import TRAIN_FILES   # the file names the judge writes (one home)
-
-
-class MilestoneDataMissing(RuntimeError):
-    """A data set the milestone needs is not in its data folder; the message says which and why."""
+from grading.milestone_data import TRAIN_FILES, MilestoneDataMissing   # the judge's file names (one home)
 
 
 class JudgeRefused(RuntimeError):
