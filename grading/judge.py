@@ -370,6 +370,7 @@ def _finish(result: dict, ms: Milestone, error: str | None = None, seconds: floa
     corpus = result.get("corpus")
     result["thresholds"] = ms.thresholds_for(corpus)
     result["error"] = error
+    result["seconds"] = round(seconds, 3)
     result["within_budget"] = seconds <= ms.budget_seconds
     result["passed"] = error is None and ms.passed(result["metrics"], corpus)
     result["failed_conditions"] = [str(c) for c in ms.unmet(result["metrics"], corpus)]

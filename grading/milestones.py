@@ -187,15 +187,26 @@ def _print_result(con: Console, ms: Milestone, result: dict, paths: list[Path]) 
         ok = c.holds(got)
         shown = "missing" if got is None else f"{got:.4g}" if isinstance(got, float) else str(got)
         con.print(f"  {con.sym('pass') if ok else con.sym('fail')} {c.metric} = {shown}  (needs {c.op} {c.value:g})")
-    budget = "" if result["within_budget"] else con.paint(f"  {con.sym('warn')} over the {ms.budget_seconds:g} s budget", "yellow")
-    con.print(f"  time: {result['seconds']:.1f} s{budget}")
+    budget = "" if result["within_budget"] else con.paint(f"  {con.sym('warn')} over the {ms.budget_seconds:g} s ceiling", "yellow")
+    cpu = result.get("cpu_seconds")
+    con.print(f"  time: {result['seconds']:.1f} s" + (f" (CPU {cpu:.1f} s)" if isinstance(cpu, (int, float)) else "")
+              + budget)
+    stopped = result.get("stopped_at")
+    if isinstance(stopped, dict) and stopped.get("step") is not None:
+        con.print(f"  stopped at victory (stop rule on the validation split) at step {stopped['step']}"
+                  + (f" of {stopped['of_steps']}" if stopped.get("of_steps") else ""))
     if result["passed"]:
         con.print(con.paint(f"{con.sym('trophy')} VICTORY: milestone {ms.number} ({ms.name}) passed"
                             + (" in tiny mode (synthetic data)" if result["tiny"] else ""), "green"))
         if not result["tiny"]:
             con.print(f"  see your badge: tito milestone celebrate {ms.number}")
     elif not result["error"]:
+        missed = [f"{s['metric']} {s['needs']} (got {s['got']:.4g}, missed by {s['missed_by']:.4g})"
+                  if isinstance(s.get("got"), (int, float)) else f"{s['metric']} {s['needs']} (not measured)"
+                  for s in result.get("shortfalls") or []]
         con.print(con.paint(f"{con.sym('fail')} not yet: {', '.join(result['failed_conditions'])} did not hold", "red"))
+        for line in missed:
+            con.print(f"  {line}")
     con.print(f"  result: {', '.join(str(p) for p in paths)} (+ .svg plot)")
 
 
