@@ -91,7 +91,9 @@ class Session:
         try:
             return channel.receive(self.inbound, MAX_CHILD_FRAME)
         except channel.ChannelError as exc:
-            raise JudgeError(f"the program's process sent a broken frame or stopped talking: {exc}") from None
+            if "ended" in str(exc):
+                raise JudgeError(f"the program's process stopped talking ({exc})") from None
+            raise JudgeError(f"the program's process sent a broken frame: {exc}") from None
 
     def send(self, header: dict, arrays: dict | None = None) -> None:
         try:
@@ -336,6 +338,8 @@ def judge_milestone(ms: Milestone, course: Course, root: Path, data_dir: Path | 
         error = str(exc)
     except JudgeError as exc:
         error = str(exc)
+        if "stopped talking" not in error:
+            watched.kill()      # it broke the protocol: whatever it does next does not count
     seconds = time.monotonic() - start
     rc = watched.finish()
     cpu_after = _children_cpu()
@@ -348,7 +352,7 @@ def judge_milestone(ms: Milestone, course: Course, root: Path, data_dir: Path | 
     elif error and "stopped talking" in error and rc not in (0, None):
         from grading.testrun import describe_exit
         tail = read_tail(workdir / "program.log", 600).strip().splitlines()
-        error = f"the milestone process {describe_exit(rc)}" + (f": {tail[-1]}" if tail else "")
+        error = f"the milestone process {describe_exit(rc)} without a result" + (f": {tail[-1]}" if tail else "")
     samples = [s[:MAX_SAMPLE_CHARS] for s in (final.get("samples") or []) if isinstance(s, str)][:MAX_SAMPLES]
     details = final.get("details") if isinstance(final.get("details"), dict) else {}
     if samples:

@@ -204,6 +204,11 @@ class Watched:
         self._log.close()
         return rc
 
+    def kill(self) -> None:
+        """Stop the child (and its process group) now."""
+        if self.proc is not None:
+            self._kill(self.proc)
+
     def _watchdog(self) -> None:
         try:
             self.proc.wait(timeout=self.timeout)
