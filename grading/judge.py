@@ -45,6 +45,11 @@ TINY_TEXT_WINDOW = 32                 # tiny runs use a model with a shorter con
 LOG_PROB_FLOOR = math.log(1e-9)       # a character given probability 0 (or unknown) costs 20.7 nats, not inf
 RISE_TOLERANCE = 0.005                # milestone 3: an epoch may dip this much (noise) and still "rise"
 MAX_SAMPLES, MAX_SAMPLE_CHARS = 16, 2000
+# BLAS splits some reductions (e.g. a tall matrix-vector product, module 06's column_sums) across its threads,
+# so the thread count changes the last bits of a sum, and OpenBLAS caps its threads at the cores it sees. One
+# thread gives the same bits on any number of cores, and on this course's small matrices it is not slower:
+# the milestone-3 training step measured 0.105 s CPU with 1 thread vs 0.35 s with 2 (2-core machine, busy).
+BLAS_THREADS = 1
 _ENV_PASSED = ("PATH", "LANG", "LANGUAGE", "SYSTEMROOT", "TZ", "TERM", "NO_COLOR")
 _ENV_PREFIXES = ("LC_", "OPENBLAS_", "OMP_", "MKL_", "VECLIB_", "NUMEXPR_")
 
@@ -270,11 +275,13 @@ def shortfalls(ms: Milestone, metrics: dict, corpus: str | None) -> list[dict]:
 # ---- the one entry point -----------------------------------------------------------------------------------
 def child_environment(scratch: Path) -> dict[str, str]:
     """A small environment: no TINYTORCH_DATA/CACHE (paths to held-out data), no PYTHON*; HOME and
-    TMPDIR in the writable scratch folder; thread settings passed on (they change speed, not results)."""
+    TMPDIR in the writable scratch folder; BLAS thread counts fixed (see BLAS_THREADS)."""
     env = {k: v for k, v in os.environ.items() if k in _ENV_PASSED or k.startswith(_ENV_PREFIXES)}
     env.update({"HOME": str(scratch), "TMPDIR": str(scratch), "TEMP": str(scratch), "TMP": str(scratch),
                 "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8",
                 "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    env.update({name: str(BLAS_THREADS) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")})
     return env
 
 

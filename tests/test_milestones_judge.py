@@ -7,6 +7,7 @@ same code path as `tito milestone run` and `tito grade`, in a real child process
 from __future__ import annotations
 
 import dataclasses
+import os
 import textwrap
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 
 from grading import milestone_data
 from grading.course import REPO_ROOT, load_course
-from grading.judge import judge_milestone
+from grading.judge import BLAS_THREADS, judge_milestone
 
 
 def judge(program_text: str, tmp_path, number: int = 1, course=None, **changes) -> dict:
@@ -258,3 +259,44 @@ def test_a_run_stopped_at_victory_reports_its_step(tmp_path):
     assert [h["epoch"] for h in result["history"]] == [1, 2]
     assert [e["tag"] for e in result["evaluations"]] == ["epoch", "epoch", "reloaded"]
     assert any("stopped at victory" in line or "stop rule met" in line for line in result["_said"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs 2 cores and CPU affinity (Linux)")
+@pytest.mark.parametrize("number", [3, 4, 5])
+def test_the_same_code_gives_the_same_metrics_on_one_and_on_two_cores(number, tmp_path):
+    """Fixed work: no decision depends on the clock, and the judge fixes the BLAS thread count, so the number
+    of cores (machine speed) changes no bit. The child inherits the CPU affinity set here (like `taskset`)."""
+    course = load_course()
+    ms = course.milestone(number)
+    cores = sorted(os.sched_getaffinity(0))
+    runs = []
+    try:
+        for allowed in ({cores[0]}, set(cores[:2])):
+            os.sched_setaffinity(0, allowed)
+            result = judge_milestone(ms, course, REPO_ROOT, None, tmp_path / str(len(allowed)), tiny=True,
+                                     timeout=300, out=lambda line: None)
+            assert result["error"] is None, result["error"]
+            runs.append(result)
+    finally:
+        os.sched_setaffinity(0, set(cores))
+    one, two = runs
+    assert one["metrics"] == two["metrics"]                      # bit for bit: exact float equality
+    assert one["evaluations"] == two["evaluations"]
+    losses = [[h.get("train_loss") for h in r["history"]] for r in runs]
+    assert losses[0] == losses[1] and any(v is not None for v in losses[0])
+    assert one["stopped_at"] == two["stopped_at"]
+
+
+def test_the_child_gets_a_fixed_blas_thread_count(tmp_path, monkeypatch):
+    """Without it, 1 and 2 BLAS threads give different last bits (OpenBLAS splits tall matrix-vector sums)."""
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "7")
+    program = """
+    import os
+
+    def run(ctx):
+        return {"details": {"threads": [os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")]}}
+    """
+    result = judge(program, tmp_path)
+    assert result["details"]["threads"] == [str(BLAS_THREADS)] * 2
