@@ -113,6 +113,11 @@ def _preexec(limits: Limits):
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         except (ValueError, OSError):
             pass
+        try:  # Linux: the child is killed when the grader dies (Ctrl-C, kill), instead of training on alone
+            import ctypes
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
     return apply
 
 
