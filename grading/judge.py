@@ -164,7 +164,7 @@ class Session:
             self.refuse("expected predictions for a batch of held-out images")
         if y.ndim == 2 and y.shape[0] == n and y.dtype.kind == "f" and y.shape[1] >= 1:
             if not np.isfinite(y).all():
-                self.refuse("the predicted scores contain NaN or infinity")
+                self.refuse("the predicted scores are not finite (nan or infinity)")
             return np.argmax(y, axis=1).astype(np.int64)
         if y.shape == (n,) and y.dtype.kind in "iu":
             return y.astype(np.int64)
@@ -204,7 +204,7 @@ class Session:
         """log softmax(scores)[truth] per row (the judge normalizes: unnormalized scores gain nothing)."""
         z = scores.astype(np.float64)
         if np.isnan(z).any() or np.isposinf(z).any():
-            self.refuse("the next-character scores contain NaN or +infinity")
+            self.refuse("the next-character scores are not finite (nan or +infinity)")
         z = z - z.max(axis=1, keepdims=True)
         logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
         picked = np.where(truth >= 0, logp[np.arange(len(truth)), np.maximum(truth, 0)], LOG_PROB_FLOOR)
@@ -341,6 +341,10 @@ def judge_milestone(ms: Milestone, course: Course, root: Path, data_dir: Path | 
     final, error = {}, None
     try:
         final = session.serve()
+        try:   # the result is in: a program that keeps running (threads, children) is stopped soon
+            proc.wait(timeout=10)
+        except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
+            watched.kill()
     except ProgramError as exc:
         error = str(exc)
     except JudgeError as exc:

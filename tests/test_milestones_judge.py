@@ -209,7 +209,7 @@ def test_bad_predictions_are_refused(tmp_path):
         return {}
     """
     result = judge(nan_scores, tmp_path)
-    assert result["passed"] is False and "NaN" in result["error"]
+    assert result["passed"] is False and "not finite" in result["error"]
 
 
 def test_held_out_text_is_streamed_and_scored_by_the_judge(tmp_path):
