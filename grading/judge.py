@@ -357,9 +357,11 @@ def judge_milestone(ms: Milestone, course: Course, root: Path, data_dir: Path | 
     result["cpu_seconds"] = None if cpu_after is None else round(cpu_after - cpu_before, 2)
     result["seconds"] = round(seconds, 3)
     if watched.timed_out:
-        error = (f"stopped after {timeout:g} s: the milestone ran far past its ceiling of {ms.budget_seconds:g} s "
-                 "(the work is fixed, so a run this slow means the framework is slow: see `tito milestone "
-                 f"start {ms.number}` and profile one training step with module 14's profiler)")
+        last = [line.strip() for line in read_tail(workdir / "program.log", 2000).splitlines() if line.strip()][-2:]
+        error = (f"stopped after {timeout:g} s: the milestone ran far past its ceiling of {ms.budget_seconds:g} s. "
+                 "The work is fixed (course.yaml `schedule`), so a run this slow means the framework is slow: "
+                 "profile one training step with module 14's profiler (tinytorch.benchmarking.Profiler) and look "
+                 "for Python loops over pixels or channels" + (f". Its last output: {' | '.join(last)}" if last else ""))
     elif error and "stopped talking" in error and rc not in (0, None):
         from grading.testrun import describe_exit
         tail = read_tail(workdir / "program.log", 600).strip().splitlines()

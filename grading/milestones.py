@@ -22,7 +22,6 @@ import ast
 import hashlib
 import os
 import sys
-import time
 from pathlib import Path
 
 from grading import state

@@ -24,7 +24,6 @@ data sets (seeded, learnable) and the program must finish in seconds.
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
