@@ -300,3 +300,36 @@ def test_the_child_gets_a_fixed_blas_thread_count(tmp_path, monkeypatch):
     """
     result = judge(program, tmp_path)
     assert result["details"]["threads"] == [str(BLAS_THREADS)] * 2
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("data", "imagenet", "data must be one of"),
+    ("evaluations", 0, "evaluations must be a whole number"),
+    ("evaluations", 1.5, "evaluations must be a whole number"),
+    ("schedule", {"epochs": 3, "minutes": 2}, "unknown field 'minutes'"),
+    ("schedule", {"epochs": -1}, "schedule.epochs must be a whole number"),
+    ("schedule", {"stop_bar": {"val_accuracy": {"op": ">", "value": 0.7}}}, "stop_bar.val_accuracy"),
+    ("schedule", [3], "schedule must be a mapping"),
+])
+def test_course_yaml_schedule_fields_are_validated(field, value, message):
+    import copy
+
+    import yaml
+
+    from grading.course import COURSE_FILE, CourseError, parse_course
+    data = copy.deepcopy(yaml.safe_load(COURSE_FILE.read_text(encoding="utf-8")))
+    data["milestones"][2][field] = value
+    with pytest.raises(CourseError, match=message):
+        parse_course(data)
+
+
+def test_course_yaml_stop_bars_are_stricter_than_the_victory_bars():
+    """The stop rule must never let a program stop before it would win: each stop bar is stricter."""
+    for ms in load_course().milestones:
+        bar = ms.schedule.get("stop_bar", {})
+        victory = {c.metric: c for c in ms.victory}
+        for metric, rule in bar.items():
+            held_out = victory.get(metric.replace("val_accuracy", "test_accuracy"))
+            assert held_out is not None and held_out.op == rule["op"], (ms.number, metric)
+            assert (rule["value"] > held_out.value) if rule["op"] == ">=" else (rule["value"] < held_out.value)
+        assert ms.data in ("mnist", "cifar10", "text") and ms.evaluations >= 1
