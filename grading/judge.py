@@ -45,6 +45,7 @@ TINY_TEXT_WINDOW = 32                 # tiny runs use a model with a shorter con
 LOG_PROB_FLOOR = math.log(1e-9)       # a character given probability 0 (or unknown) costs 20.7 nats, not inf
 RISE_TOLERANCE = 0.005                # milestone 3: an epoch may dip this much (noise) and still "rise"
 MAX_SAMPLES, MAX_SAMPLE_CHARS = 16, 2000
+MAX_PROGRAM_JSON = 1024 * 1024        # the program's free-form details/history kept in the result
 # BLAS splits some reductions (e.g. a tall matrix-vector product, module 06's column_sums) across its threads,
 # so the thread count changes the last bits of a sum, and OpenBLAS caps its threads at the cores it sees. One
 # thread gives the same bits on any number of cores, and on this course's small matrices it is not slower:
@@ -367,12 +368,12 @@ def judge_milestone(ms: Milestone, course: Course, root: Path, data_dir: Path | 
         tail = read_tail(workdir / "program.log", 600).strip().splitlines()
         error = f"the milestone process {describe_exit(rc)} without a result" + (f": {tail[-1]}" if tail else "")
     samples = [s[:MAX_SAMPLE_CHARS] for s in (final.get("samples") or []) if isinstance(s, str)][:MAX_SAMPLES]
-    details = final.get("details") if isinstance(final.get("details"), dict) else {}
+    details = _capped(final.get("details") if isinstance(final.get("details"), dict) else {}, "details")
     if samples:
         details["sample"] = samples[0]
     result["details"] = details
-    result["history"] = history_from(final.get("history") if isinstance(final.get("history"), list) else [],
-                                     session.evaluations)
+    result["history"] = history_from(_capped(final.get("history") if isinstance(final.get("history"), list)
+                                             else [], "history"), session.evaluations)
     result["stopped_at"] = final.get("stopped_at") if isinstance(final.get("stopped_at"), dict) else None
     result["framework"] = final.get("framework") if isinstance(final.get("framework"), str) else None
     result["evaluations"] = [{"tag": e.tag, **e.at, **({"test_accuracy": e.accuracy} if e.accuracy is not None
@@ -394,6 +395,17 @@ def _finish(result: dict, ms: Milestone, error: str | None = None, seconds: floa
     result["shortfalls"] = shortfalls(ms, result["metrics"], corpus)
     result["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return result
+
+
+def _capped(value, what: str, limit: int = MAX_PROGRAM_JSON):
+    """The program's own `details`/`history` (free-form, for people), dropped when larger than `limit`."""
+    import json
+
+    size = len(json.dumps(value))
+    if size <= limit:
+        return value
+    return {"dropped": f"the program's {what} was {size:,} bytes of JSON (limit {limit:,})"} if isinstance(value, dict) \
+        else [{"dropped": f"the program's {what} was {size:,} bytes of JSON (limit {limit:,})"}]
 
 
 def _children_cpu() -> float | None:

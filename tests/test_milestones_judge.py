@@ -333,3 +333,17 @@ def test_course_yaml_stop_bars_are_stricter_than_the_victory_bars():
             assert held_out is not None and held_out.op == rule["op"], (ms.number, metric)
             assert (rule["value"] > held_out.value) if rule["op"] == ">=" else (rule["value"] < held_out.value)
         assert ms.data in ("mnist", "cifar10", "text") and ms.evaluations >= 1
+
+
+def test_huge_program_details_are_dropped_not_stored(tmp_path):
+    program = """
+    import numpy as np
+
+    def run(ctx):
+        ctx.evaluate(lambda images: np.zeros(len(images), dtype=np.int64))
+        return {"details": {"blob": "x" * 5_000_000}, "history": [{"epoch": 1, "note": "y" * 3_000_000}]}
+    """
+    result = judge(program, tmp_path)
+    assert result["error"] is None and "test_accuracy" in result["metrics"]
+    assert "dropped" in result["details"] and "blob" not in result["details"]
+    assert "dropped" in result["history"][0]
