@@ -51,6 +51,7 @@ EVAL_BATCH = 64              # windows per forward pass when measuring the valid
 TINY_STEPS, TINY_CHECK = 60, 20   # tiny (unit-test) runs: the plumbing, in seconds
 SAMPLE_ROWS, SAMPLE_CHARS = 8, 400
 TEMPERATURE = 0.7            # the sample judged for readability
+VALIDATION_BLOCKS = 50       # the validation split: this many pieces spread over the training text
 PROBE_WINDOWS = 256          # validation windows per check (the judged number uses every held-out character)
 
 
@@ -76,6 +77,22 @@ def probe_loss(model, windows: np.ndarray) -> float:
             total += float(model.loss(w[:, :-1], w[:, 1:]).item()) * len(w)
     model.train(was_training)
     return total / len(windows)
+
+
+def split_validation(text: str, size: int, blocks: int = VALIDATION_BLOCKS) -> tuple[str, str]:
+    """(training text, validation text): `blocks` evenly spaced pieces of `size` characters in all.
+
+    Spread out, not a tail: the held-out text continues the last play of the corpus, and a tail split
+    would take that play's names and voices out of training (measured: a 50,000-character tail made the
+    held-out loss 1.826 after 4,500 steps, where training on all of it gives about 1.65).
+    """
+    if size <= 0:
+        return text, ""
+    piece = max(1, size // blocks)
+    stride = len(text) // blocks
+    starts = [i * stride + (stride - piece) // 2 for i in range(blocks)]
+    train = "".join(text[a:b] for a, b in zip([0] + [s + piece for s in starts], starts + [len(text)]))
+    return train, "".join(text[s:s + piece] for s in starts)
 
 
 class StreamScorer:
@@ -113,8 +130,7 @@ def run(ctx) -> dict:
     rng = np.random.default_rng(ctx.seed)
     plan = ctx.schedule
     text, corpus = ctx.load_text()                  # the training 90% of the corpus; the rest stays with the judge
-    cut = len(text) - min(plan.get("validation", 0), len(text) // 10)
-    train_text, val_text = text[:cut], text[cut:]   # a validation tail of the training text, for the stop rule
+    train_text, val_text = split_validation(text, min(plan.get("validation", 0), len(text) // 10))
     tokenizer = CharTokenizer.from_text(text)
     train_ids, val_ids = tokenizer.encode(train_text), tokenizer.encode(val_text)
     shape = TINY_MODEL if ctx.tiny else MODEL
