@@ -136,10 +136,12 @@ def python_in(root: Path, code: str, *args: str) -> list[str]:
     `-I` ignores PYTHON* variables, the user site and the current directory, so a `sitecustomize.py` or
     `usercustomize.py` in the student's repository is never imported at start-up; `root` is put on
     sys.path only afterwards, for `import tinytorch` and `import grading`. `-X utf8` makes the child's
-    output UTF-8 whatever the locale, which is how the grader decodes it.
+    output UTF-8 whatever the locale, which is how the grader decodes it. `-B` writes no __pycache__: a
+    cached .pyc is validated by mtime and size only, so a source edited within the same second to the
+    same size would be graded as its old version (and the tree may be read-only in a sandbox).
     """
     boot = f"import sys; sys.path.insert(0, sys.argv[1]); {code}"
-    return [sys.executable, "-I", "-X", "utf8", "-X", "faulthandler", "-c", boot, str(root), *args]
+    return [sys.executable, "-I", "-B", "-X", "utf8", "-X", "faulthandler", "-c", boot, str(root), *args]
 
 
 class Watched:
