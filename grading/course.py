@@ -97,6 +97,9 @@ class Milestone:
     # A milestone whose data may differ (milestone 5 falls back to an offline corpus) can give another,
     # calibrated bar per data set: {"pydoc_data": (Condition, ...)}. `victory` is the bar otherwise.
     victory_by_corpus: tuple[tuple[str, tuple[Condition, ...]], ...] = ()
+    data: str | None = None            # the data set the judge serves: mnist | cifar10 | text | synthetic
+    evaluations: int = 1               # held-out evaluations the judge accepts per run
+    schedule: dict = field(default_factory=dict)   # fixed work and stop rule, passed to the program as-is
 
     def conditions(self, corpus: str | None = None) -> tuple[Condition, ...]:
         """The victory conditions that judge a run on `corpus` (None or unknown: the default bar)."""
@@ -188,6 +191,28 @@ def _conditions(rules, at: str) -> tuple[Condition, ...]:
     return tuple(conditions)
 
 
+DATA_SETS = ("mnist", "cifar10", "text", "synthetic")
+_SCHEDULE_COUNTS = ("epochs", "steps", "min_epochs", "min_steps", "check_every", "validation")
+
+
+def _schedule(raw, at: str) -> dict:
+    """A milestone's fixed work: whole-number counts (epochs, steps, check_every, validation, min_*) and
+    an optional `stop_bar` ({metric: {op, value}}) on the program's validation split."""
+    if not isinstance(raw, dict):
+        raise CourseError(f"{at} must be a mapping, got {raw!r}")
+    out = {}
+    for key, value in raw.items():
+        if key == "stop_bar":
+            out[key] = {c.metric: {"op": c.op, "value": c.value} for c in _conditions(value, f"{at}.stop_bar")}
+        elif key in _SCHEDULE_COUNTS:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise CourseError(f"{at}.{key} must be a whole number >= 0, got {value!r}")
+            out[key] = value
+        else:
+            raise CourseError(f"{at}: unknown field {key!r} (known: {', '.join(_SCHEDULE_COUNTS)}, stop_bar)")
+    return out
+
+
 def parse_course(data: dict, where: str = "course.yaml") -> Course:
     if not isinstance(data, dict):
         raise CourseError(f"{where}: expected a mapping at the top level, got {type(data).__name__}")
@@ -224,10 +249,17 @@ def parse_course(data: dict, where: str = "course.yaml") -> Course:
                 raise CourseError(f"{at}: victory_by_corpus.{corpus} must judge the same metrics as victory "
                                   f"({sorted(c.metric for c in conditions)}), got {sorted(c.metric for c in alt)}")
             alternatives.append((str(corpus), alt))
+        data_set = entry.get("data")
+        if data_set is not None and data_set not in DATA_SETS:
+            raise CourseError(f"{at}: data must be one of {', '.join(DATA_SETS)}, got {data_set!r}")
+        evaluations = entry.get("evaluations", 1)
+        if not isinstance(evaluations, int) or isinstance(evaluations, bool) or not 1 <= evaluations <= 20:
+            raise CourseError(f"{at}: evaluations must be a whole number from 1 to 20, got {evaluations!r}")
+        schedule = _schedule(entry.get("schedule") or {}, f"{at}: schedule")
         milestones.append(Milestone(int(_need(entry, "number", at)), str(_need(entry, "name", at)),
                                     str(_need(entry, "badge", at)), str(_need(entry, "program", at)),
                                     requires, conditions, float(_need(entry, "budget_seconds", at)),
-                                    tuple(alternatives)))
+                                    tuple(alternatives), data_set, evaluations, schedule))
     numbers = {ms.number for ms in milestones}
     for m in modules:
         if m.unlocks is not None and m.unlocks not in numbers:

@@ -44,12 +44,10 @@ from grading.console import Console, actions_command, in_github_actions
 from grading.course import Course, CourseError, Milestone, Module, load_course, repo_root
 from grading.scoring import ModuleScore, error_line, score_modules, short_test
 from grading.state import atomic_write_text, finite_number, milestone_entry, read_json
-from grading.testrun import (Limits, RunResult, TestResult, Watched, child_env, describe_exit, python_in, read_tail,
-                             run_pytest)
+from grading.testrun import Limits, RunResult, TestResult, run_pytest
 
 PROGRESS_SCHEMA = "tinytorch-progress"
 PROGRESS_VERSION = 1
-CACHE_KEY_VERSION = "tito-milestone-cache-v2"   # v2: per-corpus bars in the key
 MANIFEST = "grading/manifest.json"
 MAX_FAILING_LISTED = 10
 MAX_MODULE_CRASHES = 3
@@ -222,41 +220,35 @@ def curve_file(number: int) -> str:
 
 def run_milestone(root: Path, ms: Milestone, workdir: Path, opts: GradeOptions, out: Console,
                   run_url: str | None, commit: dict) -> dict:
-    """Run one milestone in a limited child; returns its progress.json entry (never raises)."""
+    """Run one milestone through the judge (grading/judge.py); returns its progress.json entry (never raises)."""
+    from grading.judge import judge_milestone
+    from grading.milestones import record
     workdir.mkdir(parents=True, exist_ok=True)
     json_path = workdir / f"m{ms.number}.json"
     limit = milestone_hard_limit(ms, opts)
-    out.line(f"  running milestone {ms.number} ({ms.name}): budget {ms.budget_seconds:g} s, "
+    out.line(f"  running milestone {ms.number} ({ms.name}): ceiling {ms.budget_seconds:g} s, "
              f"stopped after {limit:g} s")
-    cmd = python_in(root, "from grading.cli import main; sys.exit(main(sys.argv[2:]))",
-                    "milestone", "run", str(ms.number), "--json", str(json_path))
-    limits = Limits(memory_mb=opts.milestone_memory_mb, output_mb=512)
-    watched = Watched(cmd, root, child_env(root), limits, workdir / f"m{ms.number}.log", limit,
-                      echo=_Echo(out, f"  {out.sym('bar')} ", max_lines=200))
-    start = time.monotonic()
-    rc = watched.run()
-    seconds = round(time.monotonic() - start, 1)
+    echo = _Echo(out, f"  {out.sym('bar')} ", max_lines=200)
+    try:
+        data = judge_milestone(ms, None, root, os.environ.get("TINYTORCH_DATA") or None, workdir / "run",
+                               limits=Limits(memory_mb=opts.milestone_memory_mb, output_mb=512), timeout=limit,
+                               out=echo, echo=echo)
+        data["fingerprint"] = state.milestone_fingerprint(root, ms)
+        record(ms, data, json_path, local=True, root=root)   # `tito milestone status` reads the same result
+    except Exception as exc:  # noqa: BLE001 - a broken judge setup (disk full, ...) fails this milestone alone
+        return {"status": "error", "cache_key": None, "seconds": 0.0, "verified_by": run_url,
+                **_commit_label(commit), "reason": f"the milestone judge failed: {type(exc).__name__}: {exc}"}
+    seconds = round(float(data.get("seconds") or 0.0), 1)
     entry = {"status": "error", "cache_key": None, "seconds": seconds, "verified_by": run_url,
              **_commit_label(commit)}
-    data = None
-    if json_path.is_file() and json_path.stat().st_size <= MAX_RESULT_BYTES:
-        data = read_json(json_path)
-    if watched.timed_out:
-        entry["reason"] = (f"stopped after {limit:g} s: the milestone ran far past its budget of "
-                           f"{ms.budget_seconds:g} s")
-        return entry
-    if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
-        log_tail = read_tail(workdir / f"m{ms.number}.log", 3000).strip().splitlines()
-        tail = error_line(log_tail[-1]) if log_tail else ""
-        entry["reason"] = f"the milestone program {describe_exit(rc)} without a result" + \
-                          (f": {tail}" if tail else "")
+    if data.get("error") and str(data["error"]).startswith("stopped after"):
+        entry["reason"] = error_line(data["error"])
         return entry
     entry.update(milestone_entry(ms, data))
     entry["seconds"] = entry["seconds"] if entry["seconds"] is not None else seconds
     curve = safe_curve_svg(json_path.with_suffix(".svg"))
     if curve is not None:
         entry["_curve_svg"] = curve  # written to badges/ by write_outputs
-    # (`tito milestone run` also records the result in .tito/milestones/ for `tito milestone status`)
     return entry
 
 

@@ -20,18 +20,14 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib.util
 import os
-import platform
 import sys
-import time
-import traceback
-from datetime import datetime, timezone
 from pathlib import Path
 
 from grading import state
 from grading.console import Console
 from grading.course import Course, Milestone, load_course, repo_root
+from grading.judge import judge_milestone
 from grading.plots import history_svg
 
 EXIT_VICTORY, EXIT_NOT_WON, EXIT_COULD_NOT_RUN = 0, 1, 2
@@ -56,140 +52,61 @@ def _console(args) -> Console:
     return getattr(args, "console", None) or Console()
 
 
-# ---- running a program ------------------------------------------------------------------------------------
+# ---- running a program (in a child process, judged by grading/judge.py) ----------------------------------
 def ensure_importable() -> None:
-    """Put the repository root on sys.path, so `milestones.*` and this repository's `tinytorch` import."""
+    """Put the repository root on sys.path, so `milestones.*` imports (tests and the weights script)."""
     root = str(repo_root())
     if root not in sys.path:
         sys.path.insert(0, root)
 
 
-def load_program(ms: Milestone):
-    """Import the milestone program file as a module (the repository root goes on sys.path, so the
-    program imports `milestones.common` and the repository's own `tinytorch`)."""
-    path = program_path(ms)
-    if not path.exists():
-        raise FileNotFoundError(f"milestone program {ms.program} does not exist")
-    ensure_importable()
-    spec = importlib.util.spec_from_file_location(f"milestones.{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not callable(getattr(module, "run", None)):
-        raise AttributeError(f"{ms.program} does not define run(ctx)")
-    return module
-
-
-def _jsonable(value):
-    """numpy scalars/arrays, tuples and paths -> plain JSON types; non-finite floats -> None."""
-    import math
-
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        return _jsonable(value.tolist())
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, (bool, int, str)) or value is None:
-        return value
-    if hasattr(value, "__float__"):
-        return _jsonable(float(value))
-    return str(value)
-
-
-def _framework_in_use() -> str:
-    try:
-        import tinytorch
-        return str(Path(tinytorch.__file__).resolve().parent)
-    except Exception as exc:  # an unfinished student file may fail to import
-        return f"<tinytorch does not import: {exc}>"
-
-
-def _explain_error(exc: BaseException, ms: Milestone) -> str:
-    from milestones.common import MilestoneDataMissing
-
-    if isinstance(exc, MilestoneDataMissing):
-        return str(exc)
-    if isinstance(exc, NotImplementedError):
-        return (f"your tinytorch is not finished yet: {exc}\n"
-                f"  milestone {ms.number} needs the modules {', '.join(ms.requires)}; "
-                f"`tito milestone start {ms.number}` shows which ones still fail")
-    tb = traceback.extract_tb(exc.__traceback__)
-    where = f" (at {Path(tb[-1].filename).name}:{tb[-1].lineno} in {tb[-1].name})" if tb else ""
-    return f"{type(exc).__name__}: {exc}{where}"
-
-
 def run_milestone(number: int | str, *, tiny: bool = False, json_path: str | Path | None = None,
                   data_dir: str | Path | None = None, seed: int = 0, course: Course | None = None,
-                  stream=None, download: bool = True) -> dict:
-    """Run milestone `number`, judge it against course.yaml, write the result (+ SVG), return it."""
+                  stream=None, download: bool = True, isolation=None) -> dict:
+    """Run milestone `number` in a child process, judge it (grading/judge.py), record the result (+ SVG)."""
     course = course or load_course()
     ms = course.milestone(number)
     con = Console(stream)
-    ensure_importable()
-    from milestones.common import MilestoneContext
-
     result_path = tiny_result_path(ms.number) if tiny else state.milestone_result_path(ms.number)
-    ctx = MilestoneContext(ms.number, data_dir=data_dir, tiny=tiny, seed=seed,
-                           out_dir=result_path.parent / f"m{ms.number}{'.tiny' if tiny else ''}-files",
-                           budget_seconds=ms.budget_seconds, stream=con.stream, download=download)
     con.line(con.style(f"Milestone {ms.number}: {ms.name}", "bold")
-              + f"  (victory: {ms.describe(', ')}; budget {ms.budget_seconds:g} s)")
+             + f"  (victory: {ms.describe(', ')}; ceiling {ms.budget_seconds:g} s)")
     if tiny:
         con.line(f"{con.sym('tiny')} tiny mode: synthetic data, checks the plumbing only")
+    if data_dir is None and os.environ.get("TINYTORCH_DATA"):
+        data_dir = os.environ["TINYTORCH_DATA"]
     inputs = fingerprint(ms, course)  # of the code as it was when the run started
-    start = time.perf_counter()
-    error, output = None, {}
-    try:
-        output = load_program(ms).run(ctx) or {}
-        if not isinstance(output, dict):
-            raise TypeError(f"run(ctx) must return a dict with 'metrics', got {type(output).__name__}")
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # a student's unfinished code must give a result, not a crash
-        error = _explain_error(exc, ms)
-    seconds = time.perf_counter() - start
-    metrics = _jsonable(output.get("metrics") or {})
-    conditions = ms.conditions(ctx.corpus)   # milestone 5 has its own bar for the offline corpus
-    passed = error is None and ms.passed(metrics, ctx.corpus)
-    result = {
-        "milestone": ms.number,
-        "name": ms.name,
-        "badge": ms.badge,
-        "passed": bool(passed),
-        "metrics": metrics,
-        "thresholds": ms.thresholds_for(ctx.corpus),
-        "failed_conditions": [str(c) for c in ms.unmet(metrics, ctx.corpus)],
-        "seconds": round(seconds, 3),
-        "budget_seconds": ms.budget_seconds,
-        "within_budget": seconds <= ms.budget_seconds,
-        "history": _jsonable(output.get("history") or []),
-        "details": _jsonable(output.get("details") or {}),
-        "corpus": ctx.corpus,
-        "tiny": tiny,
-        "error": error,
-        "fingerprint": inputs,
-        "framework": _framework_in_use(),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
-    }
-    if result["framework"] != str(repo_root() / "tinytorch"):
-        con.line(con.style(f"{con.sym('warn')} tinytorch was imported from {result['framework']}, not from this "
-                            f"repository ({repo_root() / 'tinytorch'}): run `pip install -e .` here", "yellow"))
-    svg = history_svg(result["history"], title=f"Milestone {ms.number}: {ms.name}"
-                      + (" (tiny run)" if tiny else ""),
-                      thresholds={c.metric: c.value for c in conditions})
-    targets = [Path(json_path)] if json_path else []
-    if tiny or state.record_milestone_result(ms.number, result):  # "could not run" never erases a judged result
-        targets.append(result_path)
-    else:
+    workdir = result_path.parent / f"m{ms.number}{'.tiny' if tiny else ''}-run"
+    result = judge_milestone(ms, course, repo_root(), data_dir, workdir, isolation=isolation, seed=seed, tiny=tiny,
+                             out=con.line, download=download, echo=con.line)
+    result["fingerprint"] = inputs
+    kept = record(ms, result, json_path, local=not tiny)
+    if tiny:
+        record(ms, result, result_path)
+    elif not kept:
         con.line(f"  (this run could not run, so your earlier result for the same code in {result_path} stays)")
+    if result["framework"] and result["framework"] != str(repo_root() / "tinytorch"):
+        con.line(con.style(f"{con.sym('warn')} tinytorch was imported from {result['framework']}, not from this "
+                           f"repository ({repo_root() / 'tinytorch'}): run `pip install -e .` here", "yellow"))
+    _print_result(con, ms, result, [result_path] + ([Path(json_path)] if json_path else []))
+    return result
+
+
+def record(ms: Milestone, result: dict, *paths, local: bool = False, root: Path | None = None) -> bool:
+    """Write the result JSON and its SVG plot to each of `paths` (None entries are skipped) and, with
+    `local`, to the repository's own state (.tito/milestones), unless the run could not run and a judged
+    result for the same code is already there. Returns whether the local state took it."""
+    conditions = ms.conditions(result.get("corpus"))
+    svg = history_svg(result["history"], title=f"Milestone {ms.number}: {ms.name}"
+                      + (" (tiny run)" if result.get("tiny") else ""),
+                      thresholds={c.metric: c.value for c in conditions})
+    targets = [Path(p) for p in paths if p]
+    kept = local and state.record_milestone_result(ms.number, result, root)   # "could not run" never erases
+    if kept:
+        targets.append(state.milestone_result_path(ms.number, root))
     for target in targets:
         state.atomic_write_json(target, result)
         state.atomic_write_text(target.with_suffix(".svg"), svg)
-    _print_result(con, ms, result, targets)
-    return result
+    return bool(kept)
 
 
 def exit_code(result: dict) -> int:
@@ -212,15 +129,26 @@ def _print_result(con: Console, ms: Milestone, result: dict, paths: list[Path]) 
         ok = c.holds(got)
         shown = "missing" if got is None else f"{got:.4g}" if isinstance(got, float) else str(got)
         con.line(f"  {con.sym('pass') if ok else con.sym('fail')} {c.metric} = {shown}  (needs {c.op} {c.value:g})")
-    budget = "" if result["within_budget"] else con.style(f"  {con.sym('warn')} over the {ms.budget_seconds:g} s budget", "yellow")
-    con.line(f"  time: {result['seconds']:.1f} s{budget}")
+    budget = "" if result["within_budget"] else con.style(f"  {con.sym('warn')} over the {ms.budget_seconds:g} s ceiling", "yellow")
+    cpu = result.get("cpu_seconds")
+    con.line(f"  time: {result['seconds']:.1f} s" + (f" (CPU {cpu:.1f} s)" if isinstance(cpu, (int, float)) else "")
+              + budget)
+    stopped = result.get("stopped_at")
+    if isinstance(stopped, dict) and stopped.get("step") is not None:
+        con.line(f"  stopped at victory (stop rule on the validation split) at step {stopped['step']}"
+                  + (f" of {stopped['of_steps']}" if stopped.get("of_steps") else ""))
     if result["passed"]:
         con.line(con.style(f"{con.sym('trophy')} VICTORY: milestone {ms.number} ({ms.name}) passed"
                             + (" in tiny mode (synthetic data)" if result["tiny"] else ""), "green"))
         if not result["tiny"]:
             con.line(f"  see your badge: tito milestone celebrate {ms.number}")
     elif not result["error"]:
+        missed = [f"{s['metric']} {s['needs']} (got {s['got']:.4g}, missed by {s['missed_by']:.4g})"
+                  if isinstance(s.get("got"), (int, float)) else f"{s['metric']} {s['needs']} (not measured)"
+                  for s in result.get("shortfalls") or []]
         con.line(con.style(f"{con.sym('fail')} not yet: {', '.join(result['failed_conditions'])} did not hold", "red"))
+        for line in missed:
+            con.line(f"  {line}")
     con.line(f"  result: {', '.join(str(p) for p in paths)} (+ .svg plot)")
 
 

@@ -38,7 +38,7 @@ from grading import badges as badgelib
 from grading.course import Course, Milestone, Module, load_course, repo_root
 from grading.scoring import error_line
 
-FINGERPRINT_VERSION = "tito-fingerprint-v3"   # v3: only the modules a result depends on
+FINGERPRINT_VERSION = "tito-fingerprint-v4"   # v3: only the modules a result depends on; v4: judge, schedule
 STATE_DIR: Path | None = None                  # tests (and TITO_STATE_DIR) point the state elsewhere
 SAMPLE_CHARS = 600                             # characters kept of a milestone's generated text
 _SOURCES_ROW = re.compile(r"^\|\s*([\w.\-]+)\s*\|[^|]*\|\s*([0-9a-f]{64})\s*\|", re.M)
@@ -46,14 +46,14 @@ _SOURCES_ROW = re.compile(r"^\|\s*([\w.\-]+)\s*\|[^|]*\|\s*([0-9a-f]{64})\s*\|",
 
 # ---- writing files -------------------------------------------------------------------------------
 
-def atomic_write_text(path: Path | str, text: str, encoding: str = "utf-8") -> None:
-    """Write `text` to `path` so that readers see either the old or the new file, never half of one."""
+def atomic_write_bytes(path: Path | str, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old or the new file, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding=encoding, newline="\n") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -63,6 +63,11 @@ def atomic_write_text(path: Path | str, text: str, encoding: str = "utf-8") -> N
         except OSError:
             pass
         raise
+
+
+def atomic_write_text(path: Path | str, text: str, encoding: str = "utf-8") -> None:
+    """Write `text` atomically (see atomic_write_bytes); line endings are written as given."""
+    atomic_write_bytes(path, text.encode(encoding))
 
 
 def atomic_write_json(path: Path | str, data) -> None:
@@ -183,6 +188,8 @@ def milestone_inputs(root: Path, course: Course, ms: Milestone) -> list[Path]:
     root = Path(root)
     last = max((course.module(r).number for r in ms.requires), default=0)
     files = source_files(root, course, last) + [root / ms.program, root / "milestones" / "common.py"]
+    # the judge decides the metrics, so its code is an input too
+    files += [root / "grading" / f"{name}.py" for name in ("judge", "milestone_data", "milestone_child", "channel")]
     weights = root / "milestones" / "weights"
     if weights.is_dir():
         files += sorted(p for p in weights.rglob("*") if p.is_file())
@@ -200,6 +207,8 @@ def milestone_fingerprint(root: Path, ms: Milestone, checksums: dict[str, str] |
     except OSError:
         program_text = ""
     return _digest(root, milestone_inputs(root, course, ms), json.dumps(ms.all_thresholds, sort_keys=True),
+                   json.dumps({"data": ms.data, "evaluations": ms.evaluations, "schedule": ms.schedule},
+                              sort_keys=True),
                    json.dumps(data_checksums_for(program_text, checksums), sort_keys=True))
 
 

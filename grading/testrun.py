@@ -115,6 +115,11 @@ def limits_preexec(limits: Limits):
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         except (ValueError, OSError):
             pass
+        try:  # Linux: the child is killed when the grader dies (Ctrl-C, kill), instead of training on alone
+            import ctypes
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
     return apply
 
 
@@ -133,56 +138,92 @@ def python_in(root: Path, code: str, *args: str) -> list[str]:
     `-I` ignores PYTHON* variables, the user site and the current directory, so a `sitecustomize.py` or
     `usercustomize.py` in the student's repository is never imported at start-up; `root` is put on
     sys.path only afterwards, for `import tinytorch` and `import grading`. `-X utf8` makes the child's
-    output UTF-8 whatever the locale, which is how the grader decodes it.
+    output UTF-8 whatever the locale, which is how the grader decodes it. `-B` writes no __pycache__: a
+    cached .pyc is validated by mtime and size only, so a source edited within the same second to the
+    same size would be graded as its old version (and the tree may be read-only in a sandbox).
     """
     boot = f"import sys; sys.path.insert(0, sys.argv[1]); {code}"
-    return [sys.executable, "-I", "-X", "utf8", "-X", "faulthandler", "-c", boot, str(root), *args]
+    return [sys.executable, "-I", "-B", "-X", "utf8", "-X", "faulthandler", "-c", boot, str(root), *args]
 
 
 class Watched:
     """A child process whose output goes to a file, with a wall-clock limit on the whole process group.
 
     `echo` (optional) gets each line of output as it is produced, for live progress; the grader caps
-    how much it prints.
+    how much it prints. With `channel=True` the child's stdin and stdout are pipes for frames
+    (grading/channel.py) and only its stderr goes to the log: `start()` returns the process, the
+    caller talks to it, then `finish()` waits for it. The watchdog kills the process group when the
+    time is up, which also ends any read the caller is blocked in.
     """
 
     def __init__(self, cmd: list[str], cwd: Path, env: dict, limits: Limits, log_path: Path,
-                 timeout: float, echo=None):
+                 timeout: float, echo=None, channel: bool = False):
         self.cmd, self.cwd, self.env, self.limits = cmd, cwd, env, limits
         self.log_path, self.timeout, self.echo = log_path, timeout, echo
+        self.channel = channel
         self.timed_out = False
+        self.proc = None
+        self._log = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
 
     def run(self) -> int | None:
+        if self.start() is None:
+            return None
+        return self.finish()
+
+    def start(self):
+        """Start the child (None if it could not start; the reason is in the log)."""
         kwargs = {}
         if os.name == "posix":
             kwargs["preexec_fn"] = limits_preexec(self.limits)
         else:
             kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
-        with open(self.log_path, "wb") as log:
-            try:
-                proc = subprocess.Popen(self.cmd, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
-                                        stdout=log, stderr=subprocess.STDOUT, **kwargs)
-            except OSError as exc:
-                log.write(f"could not start {self.cmd[0]}: {exc}\n".encode())
-                return None
-            stop = threading.Event()
-            tail_thread = None
-            if self.echo is not None:
-                tail_thread = threading.Thread(target=self._tail, args=(stop,), daemon=True)
-                tail_thread.start()
-            try:
-                rc = proc.wait(timeout=self.timeout)
-            except subprocess.TimeoutExpired:
-                self.timed_out = True
-                self._kill(proc)
-                rc = proc.wait()
-            finally:
-                stop.set()
-                if tail_thread is not None:
-                    tail_thread.join(timeout=5)
-            if os.name == "posix":
-                self._kill_group(proc.pid)  # whatever the tests left running
-            return rc
+        self._log = open(self.log_path, "wb")
+        pipes = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log) if self.channel else \
+            dict(stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        try:
+            self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, env=self.env, **pipes, **kwargs)
+        except OSError as exc:
+            self._log.write(f"could not start {self.cmd[0]}: {exc}\n".encode())
+            self._log.close()
+            return None
+        self._threads.append(threading.Thread(target=self._watchdog, daemon=True))
+        if self.echo is not None:
+            self._threads.append(threading.Thread(target=self._tail, args=(self._stop,), daemon=True))
+        for thread in self._threads:
+            thread.start()
+        return self.proc
+
+    def finish(self) -> int | None:
+        """Wait for the child (the watchdog still applies), kill what it left running, return its status."""
+        proc = self.proc
+        if self.channel:
+            for stream in (proc.stdin, proc.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        rc = proc.wait()
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if os.name == "posix":
+            self._kill_group(proc.pid)  # whatever the child left running
+        self._log.close()
+        return rc
+
+    def kill(self) -> None:
+        """Stop the child (and its process group) now."""
+        if self.proc is not None:
+            self._kill(self.proc)
+
+    def _watchdog(self) -> None:
+        try:
+            self.proc.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self.timed_out = True
+            self._kill(self.proc)
 
     @staticmethod
     def _kill_group(pid: int) -> None:

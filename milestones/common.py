@@ -1,26 +1,29 @@
-"""What every milestone program gets from the runner: data, progress, a clock, a place for files.
+"""What every milestone program gets from the judge: training data, held-out evaluation, progress, files.
 
 A milestone program is a file `milestones/mN_<name>.py` that defines
 
     def run(ctx: MilestoneContext) -> dict:
-        ...
-        return {"metrics": {"test_accuracy": 0.97, ...},      # judged against course.yaml `victory`
-                "history": [{"epoch": 1, "train_loss": ..., "test_accuracy": ...}, ...],
-                "details": {"parameters": 101_770, ...}}
+        x_train, y_train = ctx.load_cifar10()           # training material only
+        ...train...
+        ctx.evaluate(predict, tag="epoch", epoch=1)     # the judge scores `predict` on held-out images
+        return {"history": [{"epoch": 1, "train_loss": ...}], "details": {"parameters": 101_770},
+                "stopped_at": {"epoch": 2, "step": 780}}
 
-The program never decides whether it won: `tito milestone run N` (grading/milestones.py) compares
-`metrics` with the victory conditions in assignments/course.yaml, times the run, and writes the result
-JSON and an SVG plot of `history`. The program uses the student's own `tinytorch` package.
+The program runs in its own process (grading/milestone_child.py) and never sees held-out labels or text:
+`ctx.evaluate(predict)` receives held-out images from the judge (`tito`, grading/judge.py) in batches,
+WITHOUT labels, and sends back `predict(images)`; the judge computes the accuracy and keeps it. The program
+is never told the held-out score (it could otherwise tune itself to the test set). The judge accepts only
+the number of evaluations that course.yaml allows. The program's own numbers (training loss, accuracy on a
+validation split it carves from the training data) are reported in `history`/`details` for the plot.
 
-`ctx.tiny` is True when the unit tests run the program end to end: then the `load_*` methods return
-small synthetic data sets made here (seeded, with a learnable class structure) and the program must
-finish in seconds. The numbers of a tiny run say nothing about the student's framework beyond "the
-plumbing works".
+`ctx.schedule` is the milestone's `schedule` from assignments/course.yaml (epochs or steps, the stop rule):
+the work is fixed by step counts, never by the clock, so the same code gives the same numbers anywhere.
+
+`ctx.tiny` is True when the unit tests run the program end to end: the judge then serves small synthetic
+data sets (seeded, learnable) and the program must finish in seconds.
 """
 from __future__ import annotations
 
-import inspect
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,10 +31,11 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from grading.milestone_data import TRAIN_FILES, MilestoneDataMissing   # the judge's file names (one home)
 
-class MilestoneDataMissing(RuntimeError):
-    """A data set the milestone needs is not available; the message says which file, where we looked,
-    and how to fix it. The runner reports a failed (not crashed) result with this message."""
+
+class JudgeRefused(RuntimeError):
+    """The judge did not accept a request (too many held-out evaluations, malformed predictions)."""
 
 
 def _encodable(text: str, stream) -> bool:
@@ -54,40 +58,30 @@ def _fmt_seconds(s: float) -> str:
 class MilestoneContext:
     """Everything a milestone program needs from its surroundings (see the module docstring).
 
-    number          the milestone number (1..5)
-    data_dir        directory of real data sets (TINYTORCH_DATA), or None: then tinytorch.datasets
-                    falls back to its download cache
-    tiny            True in unit tests: synthetic data, seconds of work
-    seed            seed for every random choice (tt.manual_seed(ctx.seed), NumPy generators)
-    out_dir         directory for the program's files (saved models); created on demand
-    budget_seconds  wall-clock budget from course.yaml; `time_left()` counts down from the start
-    download        whether a data set missing from data_dir and the cache may be downloaded
+    number     the milestone number (1..5)
+    data_dir   the folder of TRAINING files the judge wrote for this run (no held-out data in it)
+    tiny       True in unit tests: synthetic data, seconds of work
+    seed       seed for every random choice (tt.manual_seed(ctx.seed), NumPy generators)
+    out_dir    directory for the program's files (saved models); created on demand
+    schedule   the milestone's schedule from course.yaml (dict), e.g. {"epochs": 3, "stop_bar": {...}}
+    judge      the link to the judge (grading/milestone_child.JudgeLink); None: no held-out evaluation
     """
 
     def __init__(self, number: int, data_dir: Path | str | None = None, tiny: bool = False, seed: int = 0,
-                 out_dir: Path | str | None = None, budget_seconds: float = 600.0, stream=None,
-                 clock: Callable[[], float] = time.perf_counter, download: bool = True):
+                 out_dir: Path | str | None = None, schedule: dict | None = None, stream=None, judge=None,
+                 clock: Callable[[], float] = time.perf_counter):
         self.number = int(number)
-        env = os.environ.get("TINYTORCH_DATA")
-        self.data_dir = Path(data_dir) if data_dir else (Path(env) if env else None)
+        self.data_dir = Path(data_dir) if data_dir else None
         self.tiny = bool(tiny)
         self.seed = int(seed)
         self.out_dir = Path(out_dir) if out_dir else Path.cwd() / ".tito" / "milestones" / f"m{self.number}-files"
-        self.budget_seconds = float(budget_seconds)
+        self.schedule = dict(schedule or {})
         self.stream = stream if stream is not None else sys.stdout
+        self.judge = judge
         self._clock = clock
-        self._start = clock()
-        self.download = bool(download)   # False: never touch the network for data
-        self.corpus: str | None = None   # set by load_text(); the runner copies it into the result
+        self.corpus: str | None = None   # set by load_text()
 
-    # ---- time and output -------------------------------------------------------------------------
-    def elapsed(self) -> float:
-        return self._clock() - self._start
-
-    def time_left(self) -> float:
-        """Seconds of the budget left (negative once it is spent)."""
-        return self.budget_seconds - self.elapsed()
-
+    # ---- output ------------------------------------------------------------------------------------------
     def log(self, msg: str) -> None:
         """Print one line; characters the console cannot show are replaced, never a crash."""
         text = str(msg)
@@ -147,68 +141,58 @@ class MilestoneContext:
         else:
             self.log(line(final=True))
 
-    # ---- data ----------------------------------------------------------------------------------------
-    def _real(self, name: str, filename: str):
-        """Call tinytorch.datasets.<name>(), turning "not found" into MilestoneDataMissing."""
-        try:
-            from tinytorch import datasets
-        except ImportError as exc:
-            raise MilestoneDataMissing(f"cannot load {filename}: tinytorch.datasets is not importable ({exc})") from exc
-        loader = getattr(datasets, name)
-        kwargs = {}
-        accepted = inspect.signature(loader).parameters
-        if self.data_dir is not None and "data_dir" in accepted:
-            kwargs["data_dir"] = self.data_dir
-        if not self.download and "download" in accepted:
-            kwargs["download"] = False
-        missing_errors = (FileNotFoundError, ConnectionError, getattr(datasets, "DatasetError", FileNotFoundError))
-        try:
-            return loader(**kwargs)
-        except missing_errors as exc:
-            # tinytorch.datasets already names the file, where it looked and how to fix it
-            text = str(exc)
-            if "TINYTORCH_DATA" not in text:
-                text = self._missing_message(filename, exc)
-            raise MilestoneDataMissing(text) from exc
+    # ---- training data (written by the judge; held-out data never comes here) ----------------------------
+    def _train_file(self, name: str) -> Path:
+        path = (self.data_dir or Path(".")) / TRAIN_FILES[name]
+        if not path.is_file():
+            raise MilestoneDataMissing(f"the training file {TRAIN_FILES[name]} is not in {self.data_dir}; "
+                                       "the judge writes it before the program starts (run the milestone with "
+                                       "`tito milestone run N`)")
+        return path
 
-    def _missing_message(self, filename: str, exc: BaseException) -> str:
-        where = str(self.data_dir) if self.data_dir else "TINYTORCH_DATA is not set"
-        return (f"data set {filename} is missing: {exc}\n"
-                f"  looked in: {where} (and the download cache)\n"
-                f"  fix: put {filename} in a directory and `export TINYTORCH_DATA=/that/directory`, "
-                "or allow the download once with network access")
+    def _train_images(self, name: str):
+        with np.load(self._train_file(name), allow_pickle=False) as archive:
+            return _as_u8(archive["x_train"]), _as_i64(archive["y_train"])
 
     def load_mnist(self):
-        """(x_train uint8 (N,28,28), y_train int64 (N,), x_test, y_test)."""
-        if self.tiny:
-            return synthetic_images(self.seed, (28, 28), n_train=512, n_test=256)
-        x_train, y_train, x_test, y_test = self._real("load_mnist", "mnist.npz")
-        return _as_u8(x_train), _as_i64(y_train), _as_u8(x_test), _as_i64(y_test)
+        """MNIST training split: (x_train uint8 (N, 28, 28), y_train int64 (N,))."""
+        return self._train_images("mnist")
 
     def load_cifar10(self):
-        """(x_train uint8 (N,3,32,32), y_train int64 (N,), x_test, y_test)."""
-        if self.tiny:
-            return synthetic_images(self.seed, (3, 32, 32), n_train=256, n_test=128)
-        x_train, y_train, x_test, y_test = self._real("load_cifar10", "cifar10.npz")
-        return _as_u8(x_train), _as_i64(y_train), _as_u8(x_test), _as_i64(y_test)
+        """CIFAR-10 training split: (x_train uint8 (N, 3, 32, 32), y_train int64 (N,))."""
+        return self._train_images("cifar10")
 
     def load_text(self) -> tuple[str, str]:
-        """(text, corpus name): Tiny Shakespeare, or CPython's documentation text when it is unavailable."""
-        if self.tiny:
-            text, name = synthetic_text(self.seed), "synthetic (tiny test corpus)"
-        else:
-            try:
-                got = self._real("load_text", "tinyshakespeare.txt")
-                text, name = got if isinstance(got, tuple) else (got, "tinyshakespeare")
-                if not text:
-                    raise MilestoneDataMissing("tinyshakespeare.txt is empty")
-            except MilestoneDataMissing as exc:
-                reason = str(exc).splitlines()[0].rstrip(".")
-                self.log(f"Tiny Shakespeare is not available ({reason}); using the offline default corpus, "
-                         "pydoc_data, which has its own bar in course.yaml")
-                text, name = pydoc_corpus(), "pydoc_data"
-        self.corpus = name
-        return text, name
+        """(training text, corpus name): the first 90% of Tiny Shakespeare (or of the offline corpus)."""
+        path = self._train_file("text")
+        with open(path, encoding="utf-8", newline="") as fh:
+            text = fh.read()
+        corpus_file = path.parent / "corpus.txt"
+        self.corpus = corpus_file.read_text(encoding="utf-8").strip() if corpus_file.is_file() else "unknown"
+        return text, self.corpus
+
+    # ---- held-out evaluation, driven by the judge ----------------------------------------------------------
+    def evaluate(self, predict: Callable[[np.ndarray], np.ndarray], tag: str = "final", **at) -> None:
+        """Let the judge score `predict` on the held-out images.
+
+        predict(images uint8 (B, ...)) -> class ids int (B,) or scores float (B, classes) (argmax is taken).
+        `tag` names the evaluation ("epoch", "final", "reloaded"); `at` says when (epoch=2, step=780).
+        The score stays with the judge: nothing comes back but "done".
+        """
+        if self.judge is None:
+            raise JudgeRefused("no judge is attached: held-out evaluation runs only under `tito milestone run`")
+        self.judge.evaluate_images(predict, tag, at)
+
+    def evaluate_text(self, predictor, vocabulary: list[str], tag: str = "final") -> None:
+        """Let the judge score next-character predictions on the held-out text, one character at a time.
+
+        predictor(ids int64 (S,), reset bool) -> scores float (S, V): append `ids` to each of the S streams
+        (after forgetting them when `reset`) and return the scores of the NEXT character of each stream.
+        The judge sends a character only after it has the prediction for it.
+        """
+        if self.judge is None:
+            raise JudgeRefused("no judge is attached: held-out evaluation runs only under `tito milestone run`")
+        self.judge.evaluate_text(predictor, list(vocabulary), tag)
 
 
 def _as_u8(x) -> np.ndarray:
@@ -217,53 +201,6 @@ def _as_u8(x) -> np.ndarray:
 
 def _as_i64(y) -> np.ndarray:
     return np.asarray(y, dtype=np.int64)
-
-
-def pydoc_corpus() -> str:
-    """The Python documentation text that ships with CPython (`pydoc_data.topics`), as one string."""
-    from pydoc_data import topics
-    return "\n\n".join(topics.topics[key] for key in sorted(topics.topics))
-
-
-def synthetic_images(seed: int, shape: tuple, n_train: int, n_test: int, classes: int = 10):
-    """A small image classification set with real (learnable, not trivial) class structure.
-
-    Each class has a smooth random prototype image; a sample is its class prototype, shifted by up to
-    two pixels, scaled in contrast, plus noise. Returns uint8 images of `shape` and int64 labels.
-    """
-    rng = np.random.default_rng(10_000 + seed)
-    *lead, h, w = shape
-    channels = lead[0] if lead else 1
-    # smooth prototypes: random coarse grids upsampled to full size
-    coarse = rng.random((classes, channels, 4, 4))
-    protos = coarse.repeat(h // 4 + 1, axis=2)[:, :, :h].repeat(w // 4 + 1, axis=3)[:, :, :, :w]
-
-    def make(n):
-        y = np.arange(n) % classes
-        rng.shuffle(y)
-        shift = rng.integers(-2, 3, size=(n, 2))
-        x = protos[y]
-        x = np.stack([np.roll(img, (dy, dx), axis=(1, 2)) for img, (dy, dx) in zip(x, shift)])
-        x = x * rng.uniform(0.7, 1.3, size=(n, 1, 1, 1)) + rng.normal(0, 0.25, size=x.shape)
-        x = np.clip(x * 255, 0, 255).astype(np.uint8)
-        return (x if lead else x[:, 0]), y.astype(np.int64)
-
-    x_train, y_train = make(n_train)
-    x_test, y_test = make(n_test)
-    return x_train, y_train, x_test, y_test
-
-
-def synthetic_text(seed: int, chars: int = 20_000) -> str:
-    """A small text with words and line structure, for tiny runs of the language milestone."""
-    rng = np.random.default_rng(20_000 + seed)
-    words = ("the king and queen of the realm speak to thee now my lord what say you good sir "
-             "fair lady come hither I pray thou art noble").split()
-    out, size = [], 0
-    while size < chars:
-        line = " ".join(rng.choice(words, size=int(rng.integers(4, 10)))).capitalize() + ".\n"
-        out.append(line)
-        size += len(line)
-    return "".join(out)[:chars]
 
 
 # ---- helpers milestone programs share ----------------------------------------------------------------
@@ -294,23 +231,31 @@ def predict_in_batches(model, images: np.ndarray, prepare: Callable[[np.ndarray]
     return out
 
 
-def classify_test_set(model, images: np.ndarray, labels: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray],
-                      batch_size: int, ctx: MilestoneContext | None = None) -> tuple[np.ndarray, float, list]:
-    """Predict every test image in batches: (predicted classes, accuracy, running-accuracy history).
+def validation_split(x: np.ndarray, y: np.ndarray, size: int, seed: int):
+    """(x_train, y_train, x_val, y_val): `size` random TRAINING examples set aside to decide when to stop.
 
-    The history has one entry per batch ({"epoch": 1, "batch", "images", "test_accuracy"}), the
-    accuracy over the images seen so far, so an inference milestone has a curve to plot.
+    The held-out test set stays with the judge; this split only lets the program notice that it has
+    already won (the stop rule of course.yaml) and stop early, by step count, never by the clock.
     """
-    history, correct = [], 0
+    order = np.random.default_rng(1_000 + seed).permutation(len(x))
+    val, train = order[:size], np.sort(order[size:])
+    return x[train], y[train], x[val], y[val]
 
-    def record(i, rows, predicted):
-        nonlocal correct
-        correct += int((predicted == labels[rows]).sum())
-        seen = int(rows[-1]) + 1
-        history.append({"epoch": 1, "batch": i + 1, "images": seen, "test_accuracy": correct / seen})
 
-    predicted = predict_in_batches(model, images, prepare, batch_size, ctx, desc="inference", on_batch=record)
-    return predicted, float((predicted == labels).mean()), history
+def stop_bar_met(schedule: dict, values: dict) -> bool:
+    """Whether every condition of the schedule's `stop_bar` ({metric: {op, value}}) holds for `values`."""
+    bar = schedule.get("stop_bar") or {}
+    if not bar:
+        return False
+    for metric, rule in bar.items():
+        got = values.get(metric)
+        if got is None or not np.isfinite(got):
+            return False
+        if rule["op"] == ">=" and not got >= rule["value"]:
+            return False
+        if rule["op"] == "<=" and not got <= rule["value"]:
+            return False
+    return True
 
 
 def count_parameters(model) -> int:

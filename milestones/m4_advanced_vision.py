@@ -20,12 +20,15 @@ are ONE 4x4 convolution of the raw image (module 13's WhitenedConv2d): the white
 built. Everything else is module 13's fast kernels (fused conv + max-pool, fused batch norm + ReLU,
 fused softmax cross-entropy) on top of the student's modules 02-11.
 
-Measured here (2 cores shared with other jobs, load ~8): 81.2% test accuracy after the 2 epochs
-(PyTorch, same recipe: 81.0%). Training stops early (with the learning-rate schedule shortened to
-match) if the machine is too slow to finish the planned epochs within TRAIN_SECONDS; the history
-records what happened.
+The work is fixed: the epochs of course.yaml's `schedule`, with the learning-rate schedule over all
+of them. Every `check_every` steps (from `min_steps` on) the program measures a validation split it
+carved from the training images (2,500 of them) and stops when the stricter stop bar of course.yaml
+holds; the judge then scores the model on the 10,000 held-out test images (it sends them without
+labels and keeps the accuracy). Measured numbers: milestones/README.md.
 """
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -35,7 +38,9 @@ from tinytorch.data import Compose, DataLoader, Normalize, RandomCrop, RandomHor
 from tinytorch.layers import Linear, Module, Sequential
 from tinytorch.optim import SGD, LinearWarmupDecay
 
-EPOCHS = 2
+from milestones.common import stop_bar_met, validation_split
+
+EPOCHS = 2                   # course.yaml `schedule` overrides (it holds the numbers)
 BATCH_SIZE = 256
 PEAK_LR = 0.2
 WEIGHT_DECAY = 5e-4
@@ -43,10 +48,6 @@ MOMENTUM = 0.9
 WARMUP_FRACTION = 0.2
 LABEL_SMOOTHING = 0.2
 WIDTHS = (32, 64, 128)
-# Two epochs take about 4 minutes on a quiet 2-core machine. On a slower one the run shortens its
-# schedule to fit TRAIN_SECONDS (measured after 10 steps), so that it still ends inside the 600 s
-# budget of course.yaml; one epoch alone gives ~71%, so we would rather run long than stop at 240 s.
-TRAIN_SECONDS = 420.0
 HEAD_SCALE = 1 / 9
 
 
@@ -104,7 +105,11 @@ def predict_logits(model, images: np.ndarray, prepare, batch_size: int = 500, fl
 
 def run(ctx) -> dict:
     tt.manual_seed(ctx.seed)
-    x_train, y_train, x_test, y_test = ctx.load_cifar10()
+    plan = ctx.schedule
+    x_all, y_all = ctx.load_cifar10()
+    # a validation split carved from the TRAINING images decides the stop rule; the test set stays with the judge
+    x_train, y_train, x_val, y_val = validation_split(
+        x_all, y_all, min(plan.get("validation", 0), len(x_all) // 4), ctx.seed)
     mean, std = channel_stats(x_train)
     prepare = Compose([ToFloat(), Normalize(mean, std)]).batch
     whitening = kernels.patch_whitening(prepare(x_train[:2000]), kernel_size=2)
@@ -113,22 +118,25 @@ def run(ctx) -> dict:
         RandomCrop(32, padding=2), RandomHorizontalFlip(), ToFloat(), Normalize(mean, std)]))
     batch_size = BATCH_SIZE if not ctx.tiny else 64
     loader = DataLoader(train, batch_size=batch_size, shuffle=True, drop_last=True, seed=ctx.seed)
-    epochs = EPOCHS if not ctx.tiny else 1          # tiny (unit-test) runs: the plumbing, in seconds
+    epochs = plan.get("epochs", EPOCHS) if not ctx.tiny else 1     # tiny (unit-test) runs: the plumbing, in seconds
     steps_per_epoch = len(loader)
     total_steps = epochs * steps_per_epoch
+    check_every = plan.get("check_every", 0) if not ctx.tiny else 2
+    min_steps = plan.get("min_steps", 0) if not ctx.tiny else 2
     optimizer = SGD(model.parameters(), lr=PEAK_LR, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY)
     schedule = LinearWarmupDecay(optimizer, int(WARMUP_FRACTION * total_steps), total_steps)
-    train_seconds = min(TRAIN_SECONDS, 0.75 * ctx.time_left())   # leave time for evaluation
-    ctx.log(f"CIFAR-10: {len(x_train)} training and {len(x_test)} test images; "
-            f"{sum(p.numel() for p in model.parameters())} parameters; {epochs} epochs of {steps_per_epoch} steps")
+    ctx.log(f"CIFAR-10: {len(x_train)} training images ({len(x_val)} more set aside for the stop rule); "
+            f"{sum(p.numel() for p in model.parameters())} parameters; {epochs} epochs of {steps_per_epoch} steps, "
+            f"stop rule checked every {check_every} steps from step {min_steps}")
 
-    history, step, start = [], 0, ctx.elapsed()
+    def validation_accuracy() -> float:
+        return float((predict_logits(model, x_val, prepare, flip=True).argmax(axis=1) == y_val).mean())
+
+    history, step, stopped_at, losses = [], 0, None, []
+    started = time.perf_counter()
     for epoch in range(1, epochs + 1):
         model.train()
-        losses = []
         for images, labels in ctx.progress(loader, total=steps_per_epoch, desc=f"epoch {epoch}/{epochs}"):
-            if step >= total_steps:
-                break
             loss = kernels.softmax_cross_entropy(model(images), labels, LABEL_SMOOTHING)
             optimizer.zero_grad()
             loss.backward()
@@ -136,33 +144,34 @@ def run(ctx) -> dict:
             schedule.step()
             losses.append(loss.item())
             step += 1
-            if step == 10 and not ctx.tiny:   # measured speed: shorten the schedule if we would overrun
-                per_step = (ctx.elapsed() - start) / step
-                affordable = int((train_seconds - (ctx.elapsed() - start)) / per_step) + step
-                if affordable < total_steps:
-                    ctx.log(f"{per_step:.2f} s per step: shortening training to {affordable} steps "
-                            f"to fit {train_seconds:.0f} s")
-                    total_steps = affordable
-                    schedule.total_steps = total_steps
-                    schedule.warmup_steps = min(schedule.warmup_steps, int(WARMUP_FRACTION * total_steps))
-        last = epoch == epochs or step >= total_steps
-        logits = predict_logits(model, x_test, prepare, flip=last)
-        accuracy = float((logits.argmax(axis=1) == y_test).mean())
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else None,
-                        "test_accuracy": accuracy, "steps": step, "seconds": round(ctx.elapsed() - start, 1)})
-        ctx.log(f"epoch {epoch}: train loss {history[-1]['train_loss']:.3f}, test accuracy {accuracy:.4f}"
-                + (" (with flip test-time augmentation)" if last else ""))
-        if step >= total_steps:
+            if check_every and len(x_val) and step >= min_steps and step % check_every == 0 and step < total_steps:
+                entry = {"step": step, "epoch": round(step / steps_per_epoch, 2),
+                         "train_loss": float(np.mean(losses)), "val_accuracy": validation_accuracy()}
+                history.append(entry)
+                losses = []
+                model.train()
+                ctx.log(f"step {step}: train loss {entry['train_loss']:.3f}, validation accuracy "
+                        f"{entry['val_accuracy']:.4f}")
+                if stop_bar_met(plan, entry):
+                    stopped_at = {"step": step, "of_steps": total_steps}
+                    ctx.log(f"stop rule met at step {step} of {total_steps}: {plan['stop_bar']}")
+                    break
+        if stopped_at:
             break
-    train_time = ctx.elapsed() - start
+    if losses or not history:
+        history.append({"step": step, "epoch": round(step / steps_per_epoch, 2),
+                        "train_loss": float(np.mean(losses)) if losses else None,
+                        **({"val_accuracy": validation_accuracy()} if len(x_val) else {})})
+    train_time = time.perf_counter() - started
+    # the judge sends the test images without labels; the logits of each image and its mirror are averaged
+    ctx.evaluate(lambda images: predict_logits(model, images, prepare, flip=True), tag="final", step=step)
     try:                                   # peak resident memory of this process (Linux: KiB)
         import resource
         peak_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     except (ImportError, AttributeError):  # Windows has no `resource`
         peak_mb = None
-    return {"metrics": {"test_accuracy": history[-1]["test_accuracy"]},
-            "history": history,
+    return {"history": history, "stopped_at": stopped_at,
             "details": {"parameters": int(sum(p.numel() for p in model.parameters())), "steps": step,
-                        "epochs_planned": epochs, "batch_size": batch_size, "train_and_eval_seconds": round(train_time, 1),
+                        "steps_planned": total_steps, "batch_size": batch_size, "train_seconds": round(train_time, 1),
                         "seconds_per_step": round(train_time / max(step, 1), 3), "test_time_flip": True,
-                        "peak_memory_mb": peak_mb}}
+                        "validation_images": int(len(x_val)), "peak_memory_mb": peak_mb}}

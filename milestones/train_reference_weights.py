@@ -45,7 +45,8 @@ def train(name: str, seed: int, epochs: int | None, batch: int | None, ctx: Mile
     program, path, promised, default_epochs, lr, default_batch = TARGETS[name]
     epochs = epochs or default_epochs
     batch = batch or default_batch
-    x_train, y_train, x_test, y_test = ctx.load_mnist()
+    from tinytorch.datasets import load_mnist
+    x_train, y_train, x_test, y_test = load_mnist()   # the instructor's script: all of MNIST
     tt.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = program.build_model()
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=None, help="override the recipe's batch size")
     parser.add_argument("--force", action="store_true", help="write the weights even below the promised accuracy")
     args = parser.parse_args(argv)
-    ctx = MilestoneContext(0, budget_seconds=3600)
+    ctx = MilestoneContext(0)   # for log() and progress() only
     ok = True
     for name in args.only or sorted(TARGETS):
         acc = train(name, args.seed, args.epochs, args.batch, ctx, args.force)

@@ -58,7 +58,8 @@ def test_progress_json_shape(graded):
     assert progress["commit"]["sha"] == sha and progress["commit"]["time"] and progress["commit"]["dirty"] is False
     assert progress["tamper"]["status"] == "no_manifest"
     m1 = progress["milestones"]["1"]
-    assert m1["status"] == "passed" and m1["metrics"] == {"test_accuracy": 0.93}
+    # the judge's accuracy of the nearest-class-mean program on the held-out synthetic digits
+    assert m1["status"] == "passed" and set(m1["metrics"]) == {"test_accuracy"} and m1["metrics"]["test_accuracy"] >= 0.5
     assert m1["verified_by"] == "https://github.com/student/tinytorch/actions/runs/4242"
     assert len(m1["cache_key"]) == 64 and m1["commit"] == sha
     assert isinstance(m1["seconds"], float) and m1["curve"] == "badges/curve-m1.svg"
@@ -80,7 +81,7 @@ def test_badges_validate_and_svgs_parse(graded):
         assert ET.parse(p).getroot().tag.endswith("svg")
     assert json.loads((root / "badges" / "modules.json").read_text())["message"] == "2/3"
     assert json.loads((root / "badges" / "fake-badge-earner.json").read_text())["message"] == \
-        "passed \u00b7 93.0% test accuracy"
+        "passed \u00b7 100.0% test accuracy"   # nearest class mean on the synthetic digits
 
 
 def test_readme_section(graded):
@@ -88,7 +89,7 @@ def test_readme_section(graded):
     assert text.startswith("# Fake Course\n\n<!-- tinytorch:progress:start -->\n")
     assert text.endswith("<!-- tinytorch:progress:end -->\n\nIntro written by the student.\n\n## Notes\n\nMore text.\n")
     for needle in ("![modules](badges/modules.svg)", "![Fake Badge Earner](badges/fake-badge-earner.svg)",
-                   "| \u274c 02 Beta | 2/3 | 4/6 |", "passed with 93.0% test accuracy",
+                   "| \u274c 02 Beta | 2/3 | 4/6 |", "passed with 100.0% test accuracy",
                    "[this GitHub Actions run](https://github.com/student/tinytorch/actions/runs/4242)",
                    "![Milestone 1 training curve](badges/curve-m1.svg)", "To be, or not to be"):
         assert needle in text, needle
@@ -165,7 +166,9 @@ def test_a_milestone_passed_locally_shows_in_the_next_grade_and_dirty_code_is_la
 
 
 def test_failing_milestone_and_locked_milestone(tmp_path):
-    slow_loser = "def run(ctx):\n    return {'metrics': {'test_accuracy': 0.2}, 'history': []}\n"
+    # claims a perfect score of its own, but predicts class 0 for every held-out image: the judge's 10% counts
+    slow_loser = ("import numpy as np\n\ndef run(ctx):\n    ctx.evaluate(lambda x: np.zeros(len(x), dtype=np.int64))\n"
+                  "    return {'metrics': {'test_accuracy': 1.0}, 'history': []}\n")
     root = make_fake_repo(tmp_path, milestone=slow_loser)
     assert run_tito(root, "grade", *FAST).returncode == 0
     m1 = json.loads((root / "badges" / "progress.json").read_text())["milestones"]["1"]

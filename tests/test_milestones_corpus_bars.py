@@ -1,14 +1,13 @@
 """Milestone 5's bar depends on its corpus: course.yaml's `victory_by_corpus` and everything that judges.
 
 Tiny Shakespeare is judged by `victory` (val_loss <= 1.80); the offline default corpus (pydoc_data)
-by its own calibrated bar (val_loss <= 1.32). These tests check the table's validation, the runner,
+by its own calibrated bar (val_loss <= 1.32). These tests check the table's validation, the judge,
 the grader's re-judging of previous results and the README text, with a stand-in program so they
 take milliseconds.
 """
 from __future__ import annotations
 
 import copy
-import types
 
 import pytest
 import yaml
@@ -55,20 +54,18 @@ def test_bad_per_corpus_bars_are_named(bad, message):
         parse_course(data)
 
 
-def fake_program(corpus: str, metrics: dict):
-    def run(ctx):
-        ctx.corpus = corpus
-        return {"metrics": dict(metrics), "history": []}
-    return types.SimpleNamespace(run=run)
-
-
 @pytest.mark.parametrize("corpus, passed, bar", [("tinyshakespeare", True, 1.80), ("pydoc_data", False, 1.32)])
-def test_the_runner_judges_by_the_bar_of_the_reported_corpus(corpus, passed, bar, monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(runner, "load_program", lambda ms: fake_program(corpus, BETWEEN_THE_BARS))
-    result = runner.run_milestone(5, json_path=tmp_path / "m5.json")
+def test_the_judge_applies_the_bar_of_the_corpus_it_served(corpus, passed, bar, tmp_path, capsys):
+    from grading import judge
+
+    ms = load_course().milestone(5)
+    result = judge._finish({"metrics": dict(BETWEEN_THE_BARS), "corpus": corpus, "tiny": False}, ms, seconds=1.0)
     assert result["passed"] is passed and result["corpus"] == corpus
     assert result["thresholds"]["val_loss"]["value"] == bar
     assert result["failed_conditions"] == ([] if passed else ["val_loss <= 1.32"])
+    if not passed:
+        assert result["shortfalls"] == [{"metric": "val_loss", "needs": "<= 1.32", "got": 1.5, "missed_by": 0.18}]
+    runner._print_result(runner.Console(), ms, result, [tmp_path / "m5.json"])
     out = capsys.readouterr().out
     assert ("judged by the bar for the pydoc_data corpus" in out) is (corpus == "pydoc_data")
 

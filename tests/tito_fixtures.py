@@ -52,6 +52,7 @@ milestones:
     requires: [01_alpha]
     victory:
       test_accuracy: {op: ">=", value: 0.5}
+    data: synthetic
     budget_seconds: 5
 deadlines: {}
 """
@@ -93,15 +94,24 @@ def test_square_zero():
 """
 
 FAKE_MILESTONE = """\
-\"\"\"A milestone that needs no data: it reports a fixed accuracy after a moment.\"\"\"
+\"\"\"A milestone on the synthetic digits: nearest class mean of the training images, judged on held-out ones.\"\"\"
+import numpy as np
+
 from tinytorch.alpha import double
 
 
 def run(ctx):
-    acc = double(0.465)
-    return {"metrics": {"test_accuracy": acc},
-            "history": [{"epoch": 1, "test_accuracy": 0.5}, {"epoch": 2, "test_accuracy": acc}],
-            "details": {"sample": "To be, or not to be ``` <!-- tinytorch:progress:end --> that is"}}
+    x, y = ctx.load_mnist()
+    x = x.reshape(len(x), -1).astype(np.float32)
+    means = np.stack([x[y == c].mean(axis=0) for c in range(10)])
+
+    def predict(images):
+        flat = images.reshape(len(images), -1).astype(np.float32)
+        return -((flat[:, None, :] - means[None]) ** 2).sum(axis=2) * double(0.5)
+
+    ctx.evaluate(predict)
+    return {"history": [{"epoch": 1, "train_images": len(x)}],
+            "samples": ["To be, or not to be ``` <!-- tinytorch:progress:end --> that is"]}
 """
 
 README = "# Fake Course\n\nIntro written by the student.\n\n## Notes\n\nMore text.\n"
