@@ -633,3 +633,43 @@ def test_unsandboxed_results_are_marked_unverified(world, tmp_path):
     assert result["verified"] is False and result["sandbox"] == "none"
     assert any(n.startswith("UNVERIFIED") for n in result["notes"])
     assert result["points"] == pytest.approx(world.honest["points"])
+
+
+# ---- milestones in the regrade -------------------------------------------------------------------------
+LOOK_FOR_THE_LABELS = r'''
+def _look_for_the_labels():
+    """From module 04's file, which milestone 1 runs: find the MNIST test labels anywhere."""
+    import os, sys
+    found = [k for k in os.environ if k.startswith("TINYTORCH")]
+    for top, dirs, files in os.walk("/"):
+        if top.startswith(("/proc", "/sys", "/dev", "/usr")):
+            dirs[:] = []
+            continue
+        found += [os.path.join(top, f) for f in files if f.startswith(("mnist", "cifar", "tinyshakespeare"))]
+    print("LABEL HUNT:", found, file=sys.stderr)
+_look_for_the_labels()
+'''
+
+
+@pytest.mark.skipif(not os.environ.get("TINYTORCH_DATA"), reason="needs the data sets (TINYTORCH_DATA)")
+def test_milestones_run_in_the_sandbox_and_are_judged_outside(world):
+    """Milestone 1 of the honest repository: the program runs in the sandbox with only the training split
+    it was given (a train-only copy), the judge outside computes the accuracy; a search from student code
+    finds no held-out data."""
+    repo = world.student("milestones", {"tinytorch/layers.py": append(LOOK_FOR_THE_LABELS)})
+    world.regrader.opts.milestones = True
+    try:
+        result = world.regrade("milestones", repo)
+    finally:
+        world.regrader.opts.milestones = False
+    assert_honest(world, result)
+    m1 = result["milestones"]["1"]
+    assert m1["status"] == "passed" and m1["verified"] is True and m1["metrics"]["test_accuracy"] >= 0.95, m1
+    assert result["milestones_passed"] == [1]
+    assert all(result["milestones"][str(n)]["status"] == "locked" for n in (2, 3, 4, 5))
+    import ast
+    hunts = [ast.literal_eval(line.split(":", 1)[1].strip())
+             for line in world.logs(result).splitlines() if line.startswith("LABEL HUNT:")]
+    found = [Path(f).name for hunt in hunts for f in hunt]
+    # the program saw the training copy only (its labels are not held out); the module tests saw nothing
+    assert hunts and found == ["mnist_train.npz"], hunts

@@ -65,6 +65,7 @@ class Options:
     milestones: bool = False
     isolation: object = None          # a sandbox (grading/instructor/sandbox.py Bubblewrap) or NoIsolation
     seed: int | None = None           # probe inputs; None: a fresh random seed per regrade
+    data_dir: Path | None = None      # the data sets for --milestones (default: $TINYTORCH_DATA, else the cache)
     timeout: float = 1800.0           # the module tests of one repository, seconds
     test_timeout: float = 120.0       # one test
     probe_timeout: float = 30.0       # one probe
@@ -80,6 +81,8 @@ class Options:
             self.isolation = NoIsolation()
         if self.seed is None:
             self.seed = secrets.randbits(62)
+        if self.data_dir is None and os.environ.get("TINYTORCH_DATA"):
+            self.data_dir = Path(os.environ["TINYTORCH_DATA"])
 
     def say(self, message: str) -> None:
         (self.log or (lambda m: print(m, file=sys.stderr, flush=True)))(message)
@@ -459,14 +462,30 @@ class Regrader:
 
 
 def grade_milestones(work: Path, course: Course, opts: Options, modules_passed: list[str], scratch: Path) -> dict:
-    """Milestones whose modules passed in this regrade, judged outside the sandbox (see grading/milestones.py)."""
+    """The milestones whose modules passed in this regrade, each program in the sandbox and judged outside
+    it by the same judge as `tito milestone run` (grading/judge.py): the sandbox gets training data and
+    held-out inputs without labels; the metrics are computed here. Same schedule and seed as the
+    student's own run, so an honest student's numbers are reproduced."""
+    from grading.judge import judge_milestone
+    from grading.state import milestone_entry
     results = {}
     for ms in course.milestones:
         missing = [r for r in ms.requires if r not in modules_passed]
         if missing:
             results[str(ms.number)] = {"status": "locked", "reason": "needs all tests passing in: " + ", ".join(missing)}
             continue
-        results[str(ms.number)] = {"status": "not_run", "reason": "milestones are not run by this version of the regrade"}
+        opts.say(f"  milestone {ms.number} ({ms.name}) in the sandbox")
+        data = judge_milestone(ms, course, work, opts.data_dir, scratch / f"m{ms.number}", isolation=opts.isolation,
+                               out=lambda line: None, echo=lambda line: None)
+        if data.get("error") and str(data["error"]).startswith("stopped after"):
+            entry = {"status": "error", "reason": data["error"][:600]}
+        else:
+            entry = milestone_entry(ms, data)
+            entry.pop("no_cache", None)
+        entry.update(seconds=data.get("seconds"), verified=bool(data.get("verified")))
+        if isinstance(data.get("stopped_at"), dict):
+            entry["stopped_at"] = data["stopped_at"]
+        results[str(ms.number)] = entry
     return results
 
 
