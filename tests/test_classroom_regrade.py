@@ -17,11 +17,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_github import BOT, FakeGitHub, make_mini_course  # noqa: E402
+from tito_fixtures import sandbox_or_skip  # noqa: E402
 
 from grading.instructor import regrade as R  # noqa: E402
 from grading.course import load_course  # noqa: E402
 from grading.instructor.release import build_release  # noqa: E402
-from grading.instructor.sandbox import Bubblewrap, SandboxUnavailable  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "ghp_workflowTESTtoken0000000000000"
@@ -77,12 +77,7 @@ TAMPERING = {
 
 @pytest.fixture(scope="module")
 def sandbox():
-    sandbox = Bubblewrap()
-    try:
-        sandbox.check()
-    except SandboxUnavailable as exc:
-        pytest.skip(str(exc))
-    return sandbox
+    return sandbox_or_skip()
 
 
 def options(course, sandbox, **kw) -> R.Options:

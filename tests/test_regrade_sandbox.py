@@ -23,12 +23,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tito_fixtures import commit_all, git  # noqa: E402
+from tito_fixtures import commit_all, git, sandbox_or_skip  # noqa: E402
 
 from grading.course import load_course  # noqa: E402
 from grading.instructor import regrade as R  # noqa: E402
 from grading.instructor.release import build_release, list_source_files  # noqa: E402
-from grading.instructor.sandbox import Bubblewrap, SandboxUnavailable  # noqa: E402
+from grading.instructor.sandbox import Bubblewrap  # noqa: E402
 from grading.instructor.solutions import find_blocks  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,18 +37,9 @@ ATTACKED = "tinytorch/networks.py"        # module 05's source: a stub in the ho
 TOKEN = "ghp_sandboxTESTtoken0000000000000000000"
 
 
-def _sandbox_or_skip() -> Bubblewrap:
-    sandbox = Bubblewrap()
-    try:
-        sandbox.check()
-    except SandboxUnavailable as exc:
-        pytest.skip(str(exc))
-    return sandbox
-
-
 @pytest.fixture(scope="module")
 def sandbox():
-    return _sandbox_or_skip()
+    return sandbox_or_skip()
 
 
 # ---- the world -----------------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -36,7 +35,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_github import FakeGitHub, blob_sha  # noqa: E402
-from tito_fixtures import clean_env, commit_all, git  # noqa: E402
+from tito_fixtures import clean_env, commit_all, git, sandbox_or_skip  # noqa: E402
 
 from grading.instructor import classroom as C  # noqa: E402
 from grading.instructor import regrade as R  # noqa: E402
@@ -44,7 +43,6 @@ from grading.course import Course, load_course  # noqa: E402
 from grading.grade import check_tamper  # noqa: E402
 from grading.instructor.github import GitHub  # noqa: E402
 from grading.instructor.release import build_release, list_source_files  # noqa: E402
-from grading.instructor.sandbox import Bubblewrap, SandboxUnavailable  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SOLVED = 3                               # the release keeps the solutions of modules 01..03
@@ -294,11 +292,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    sandbox = Bubblewrap()
-    try:
-        sandbox.check()
-    except SandboxUnavailable as exc:
-        pytest.skip(str(exc))
+    sandbox = sandbox_or_skip()
     tmp = tmp_path_factory.mktemp("security")
     snapshot = tmp / "instructor"          # a copy: other people may be editing the working tree
     for rel in list_source_files(REPO):

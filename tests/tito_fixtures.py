@@ -190,3 +190,15 @@ def snapshot(root: Path) -> dict[str, bytes]:
     files = {p.relative_to(root).as_posix(): p.read_bytes() for p in (root / "badges").rglob("*") if p.is_file()}
     files["README.md"] = (root / "README.md").read_bytes()
     return files
+
+
+def sandbox_or_skip():
+    """The regrade's bubblewrap sandbox, checked; the test is skipped (with how to get one) where there is none."""
+    import pytest
+    from grading.instructor.sandbox import Bubblewrap, SandboxUnavailable
+    sandbox = Bubblewrap()
+    try:
+        sandbox.check()
+    except SandboxUnavailable as exc:
+        pytest.skip(str(exc))
+    return sandbox

@@ -62,6 +62,20 @@ class StateDictError(TensorError):
     """A state dict does not fit the model: keys missing or unexpected, or shapes that differ."""
 
 
+def read_npz(path, where: str, written_by: str) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file written by `atomic_savez`, without pickles. A missing file is a
+    FileNotFoundError; a truncated or foreign one a StateDictError that says so (never a bare BadZipFile)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{where}: no file at {path!r}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except Exception as exc:  # truncated or not an .npz (BadZipFile, EOFError, ValueError, ...)
+        raise StateDictError(f"{where}: {path} is not a readable .npz written by {written_by} "
+                             f"({type(exc).__name__}: {exc}); the file is damaged or incomplete") from None
+
+
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
@@ -344,15 +358,7 @@ class Module:
 
     def load(self, path, strict: bool = True) -> "Module":
         """Load parameters written by `save(path)` (an .npz file); returns self."""
-        path = os.fspath(path)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{type(self).__name__}.load: no file at {path!r}")
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                state = {key: archive[key] for key in archive.files}
-        except Exception as exc:  # truncated or not an .npz (BadZipFile, EOFError, ValueError, ...)
-            raise StateDictError(f"{type(self).__name__}.load: {path} is not a readable .npz written by save() "
-                                 f"({type(exc).__name__}: {exc}); the file is damaged or incomplete") from None
+        state = read_npz(path, f"{type(self).__name__}.load", "save()")
         self.load_state_dict(state, strict=strict)
         return self
 

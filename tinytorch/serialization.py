@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from tinytorch.layers import atomic_savez
+from tinytorch.layers import atomic_savez, read_npz
 from tinytorch.tensor import Tensor, TensorError
 
 _HEADER = "__tinytorch_save__"
@@ -76,13 +76,10 @@ def load(f, map_location=None, weights_only: bool = True):
     from tinytorch.devices import check_device
     check_device(map_location if not callable(map_location) else None, "load")
     path = os.fspath(f)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"load: no file at {path!r}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
+        arrays = read_npz(path, "load", "tinytorch.save")
         header = json.loads(arrays.pop(_HEADER).tobytes().decode("utf-8"))
-    except Exception as exc:  # not a zip, truncated, no header: all mean "not written by tt.save"
+    except (TensorError, KeyError, ValueError) as exc:  # not a zip, truncated, no header: not written by tt.save
         raise TensorError(f"load: {path} is not a file written by tinytorch.save ({type(exc).__name__}: {exc})") from None
     if header.get("format") != _FORMAT:
         raise TensorError(f"load: {path} is not a file written by tinytorch.save (format {header.get('format')!r})")

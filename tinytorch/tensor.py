@@ -845,23 +845,23 @@ class Tensor:
         x.max(), NumPy's x.max(axis=1) and several dims x.max((0, 2)) give a Tensor; PyTorch's x.max(1)
         / x.max(dim=1) give (values, indices), as torch.max does; x.max(other) is the element-wise maximum.
         """
-        if isinstance(dim, Tensor):
-            return self.maximum(dim)
-        if dim is None or isinstance(dim, (tuple, list)):  # all axes, NumPy's axis=, or several (torch.amax)
-            return self._extreme("max", np.max, dim if axis is None else axis, keepdims or keepdim)
-        if axis is not None:
-            raise TensorError("max: give dim (PyTorch's name) or axis (NumPy's), not both")
-        return ValuesIndices(self._extreme("max", np.max, dim, keepdim), self.argmax(dim, keepdim))
+        return self._max_or_min("max", dim, keepdim, axis, keepdims)
 
     def min(self, dim=None, keepdim: bool = False, *, axis=None, keepdims: bool = False):
         """Smallest value; the same forms as max."""
+        return self._max_or_min("min", dim, keepdim, axis, keepdims)
+
+    def _max_or_min(self, op: str, dim, keepdim: bool, axis, keepdims: bool):
+        """The call forms of max/min (see max), sorted out before module 02's `_extreme` does the work."""
         if isinstance(dim, Tensor):
-            return self.minimum(dim)
+            return self.maximum(dim) if op == "max" else self.minimum(dim)
+        reduce = np.max if op == "max" else np.min
         if dim is None or isinstance(dim, (tuple, list)):  # all axes, NumPy's axis=, or several (torch.amax)
-            return self._extreme("min", np.min, dim if axis is None else axis, keepdims or keepdim)
+            return self._extreme(op, reduce, dim if axis is None else axis, keepdims or keepdim)
         if axis is not None:
-            raise TensorError("min: give dim (PyTorch's name) or axis (NumPy's), not both")
-        return ValuesIndices(self._extreme("min", np.min, dim, keepdim), self.argmin(dim, keepdim))
+            raise TensorError(f"{op}: give dim (PyTorch's name) or axis (NumPy's), not both")
+        index = self.argmax(dim, keepdim) if op == "max" else self.argmin(dim, keepdim)
+        return ValuesIndices(self._extreme(op, reduce, dim, keepdim), index)
 
     def _arg_extreme(self, op: str, fn, axis, keepdims) -> "Tensor":
         if axis is not None and not isinstance(axis, (int, np.integer)):
