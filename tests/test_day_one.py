@@ -63,10 +63,9 @@ def test_the_first_day_on_the_template(tmp_path):
     # the full detail is one flag away
     full = first_pytest(root, "--full", "assignments/01_setup")
     assert "NotImplementedError" in full.stdout and len(full.stdout.splitlines()) > len(lines)
-    # a test marked `given` must pass with no work at all: otherwise it tests the student's work and
-    # must count (modules 01-04 here; 05-16 in the next test, on top of 01-04 solved)
-    early = [f"assignments/{m.id}" for m in COURSE.modules if m.number <= 4]
-    given = first_pytest(root, "-m", "given", "-q", *early)
+    # a test marked `given` must pass with no work in its module (module 01 here: no work at all;
+    # test_given_tests_need_no_work_in_their_module checks every other module)
+    given = first_pytest(root, "-m", "given", "-q", "assignments/01_setup")
     assert given.returncode == 0 and " passed" in given.stdout, given.stdout[-2000:]
     # the grade of the untouched template is exactly 0
     progress = grade_modules(root)
@@ -122,3 +121,19 @@ def test_a_broken_tensor_file_leaves_module_01_working_and_names_the_line(tmp_pa
     for name in ("tensor", "float32", "relu", "nn.Linear"):
         line = next(x for x in run.stdout.splitlines() if x.startswith(name + " "))
         assert f"tensor.py, line {len(lines)}" in line and "SyntaxError" in line, line
+
+
+@pytest.mark.slow
+def test_given_tests_need_no_work_in_their_module(tmp_path):
+    """`@pytest.mark.given` (neutral for points) is only for tests of code the course gives: each one passes
+    with the module's own work missing and every earlier module done. And no other test does: the
+    module's stub passes none of its counted tests (so no free points at any stage of the course)."""
+    for m in COURSE.modules[1:]:
+        root = tmp_path / f"through{m.number - 1}"
+        build_release(root, REPO, solutions_through=m.number - 1)
+        given = first_pytest(root, "--full", "-q", "-m", "given", m.folder)
+        assert given.returncode in (0, 5), f"{m.id}: a given test needs work:\n{given.stdout[-2000:]}"
+        counted = first_pytest(root, "--full", "-q", "-rA", "-m", "not given", m.folder)
+        free = [line for line in counted.stdout.splitlines() if line.startswith("PASSED ")]
+        assert free == [], f"{m.id}: tests that pass with no work in the module: {free}"
+

@@ -148,6 +148,7 @@ def test_empty_input_gives_empty_output():
         assert fn(Tensor(np.zeros((3, 0), np.float32))).shape == (3, 0), name
 
 
+@pytest.mark.given   # the input checks are given code: passes once module 02 works, with no work here
 @pytest.mark.parametrize("name", sorted(REFERENCES))
 def test_bad_input_names_the_activation(name):
     fn = REFERENCES[name][0]
@@ -157,6 +158,7 @@ def test_bad_input_names_the_activation(name):
         fn(np.ones(3))  # not a Tensor
 
 
+@pytest.mark.given   # the input checks are given code: passes once module 02 works, with no work here
 @pytest.mark.parametrize("fn", [softmax, log_softmax])
 def test_softmax_axis_out_of_range(fn):
     with pytest.raises(TensorError, match=r"axis 2.*\(4, 5\)"):

@@ -46,6 +46,7 @@ class Block(Module):
 
 
 # ---- Parameter ---------------------------------------------------------------------------------------
+@pytest.mark.given   # given code: passes once modules 02-03 work, with no work here
 def test_parameter_is_a_float32_tensor_that_requires_grad():
     p = Parameter(np.arange(6, dtype=np.float64).reshape(2, 3))
     assert isinstance(p, Tensor), "Parameter must subclass Tensor so every Tensor op works on it"
@@ -128,6 +129,7 @@ def test_zero_grad_clears_gradients():
     assert all(p.grad is None for p in model.parameters()), "zero_grad() must set .grad = None on all parameters"
 
 
+@pytest.mark.given   # given code: passes once modules 02-03 work, with no work here
 def test_call_runs_forward_and_missing_forward_is_explained():
     class Doubler(Module):
         def forward(self, x):
@@ -299,11 +301,13 @@ def test_dropout_follows_manual_seed_and_validates_p():
         Dropout(1.5)
 
 
+@pytest.mark.given   # given code: passes once modules 02-03 work, with no work here
 def test_identity():
     x = Tensor([1.0, -2.0])
     assert Identity()(x) is x
 
 
+@pytest.mark.given   # the activation layers are given wrappers of module 03
 @pytest.mark.parametrize("layer, fn", [
     (ReLU(), F.relu), (Sigmoid(), F.sigmoid), (Tanh(), F.tanh), (GELU(), F.gelu),
     (LeakyReLU(0.2), lambda x: F.leaky_relu(x, 0.2)), (Softmax(dim=0), lambda x: F.softmax(x, axis=0)),
