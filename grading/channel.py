@@ -75,15 +75,21 @@ def decode_arrays(body: bytes) -> dict[str, np.ndarray]:
     return arrays
 
 
-def claim_stdout() -> BinaryIO:
-    """This process's stdout as the channel to its parent; from now on fd 1 and `sys.stdout` write to
-    stderr, so a `print` in student code cannot break a frame. (Code that writes to the channel's file
-    descriptor on purpose only makes its own results unreadable: the judge checks every frame.)"""
-    channel_fd = os.dup(1)
+def claim_stdio() -> tuple[BinaryIO, BinaryIO]:
+    """This process's stdin and stdout as the channel to its parent: (inbound, outbound) binary streams on
+    copies of fds 0 and 1. From now on fd 1 and `sys.stdout` write to stderr and fd 0 and `sys.stdin` read
+    /dev/null, so a `print` or `input` in student code cannot touch a frame. (Code that writes to the
+    channel's file descriptor on purpose only makes its own results unreadable: the judge checks every frame.)"""
+    inbound = os.fdopen(os.dup(0), "rb")
+    outbound = os.fdopen(os.dup(1), "wb")
     sys.stdout.flush()
     os.dup2(2, 1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
     sys.stdout = sys.stderr
-    return os.fdopen(channel_fd, "wb")
+    sys.stdin = open(os.devnull, encoding="utf-8")
+    return inbound, outbound
 
 
 def _checked(name: str, array: np.ndarray) -> np.ndarray:

@@ -35,6 +35,7 @@ import numpy as np
 
 from grading import channel, milestone_data
 from grading.course import Course, Milestone
+from grading.isolation import NoIsolation
 from grading.testrun import Limits, Watched, read_tail
 
 MAX_CHILD_FRAME = 64 * 1024 * 1024   # predictions and the final result are far smaller
@@ -53,16 +54,6 @@ MAX_PROGRAM_JSON = 1024 * 1024        # the program's free-form details/history 
 BLAS_THREADS = 1
 _ENV_PASSED = ("PATH", "LANG", "LANGUAGE", "SYSTEMROOT", "TZ", "TERM", "NO_COLOR")
 _ENV_PREFIXES = ("LC_", "OPENBLAS_", "OMP_", "MKL_", "VECLIB_", "NUMEXPR_")
-
-
-class NoIsolation:
-    """No sandbox: the child runs as this user (the student's own machine). Results are not 'verified'."""
-
-    verified = False
-
-    def wrap(self, argv: list[str], *, cwd: Path, readable: list[Path], writable: list[Path],
-             env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-        return argv, env
 
 
 class JudgeError(RuntimeError):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import sys
 import traceback
 from pathlib import Path
@@ -127,20 +126,6 @@ def _load_program(path: Path):
     return module
 
 
-def _private_channel():
-    """(inbound, outbound) binary streams on copies of fds 0 and 1; fd 1 then points at stderr, fd 0 at
-    /dev/null, so the program's prints and reads never touch the frames."""
-    inbound = os.fdopen(os.dup(0), "rb")
-    outbound = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
-    sys.stdout = sys.stderr
-    sys.stdin = open(os.devnull, encoding="utf-8")
-    return inbound, outbound
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="milestone_child")
     parser.add_argument("--milestone", type=int, required=True)
@@ -152,7 +137,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--schedule", default="{}")
     parser.add_argument("--requires", default="")
     args = parser.parse_args(argv)
-    inbound, outbound = _private_channel()
+    inbound, outbound = channel.claim_stdio()
     link = JudgeLink(inbound, outbound)
     root = Path(sys.path[0])
     if str(root) not in sys.path:

@@ -60,9 +60,9 @@ def _on_alarm(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    out = channel.claim_stdout()
+    inbound, out = channel.claim_stdio()
     root = Path((argv or sys.argv)[1]).resolve()
-    request, _ = channel.receive(sys.stdin.buffer, max_bytes=1 << 20)
+    request, _ = channel.receive(inbound, max_bytes=1 << 20)
     seed, wanted = int(request["seed"]), [tuple(p) for p in request["probes"]]
     seconds = float(request.get("probe_seconds", 20))
     table = load_probes(root)
