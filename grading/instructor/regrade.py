@@ -272,29 +272,32 @@ def run_module_tests(work: Path, course: Course, opts: Options, scratch: Path) -
     return scores, any("crash" in scores[m.id].reason for m in present)
 
 
-def reference_answers(opts: Options, course: Course, scratch: Path) -> tuple[dict, dict]:
-    """(probe names by module, the reference's answers) for this regrade's seed; computed once per class."""
-    from grading.instructor.probe_judge import probe_names, run_worker
+def run_probes(root: Path, names: dict[str, list[str]], opts: Options, scratch: Path) -> dict:
+    """The answers of every probe in `names` with the `tinytorch` under `root` (a student's tree in the
+    sandbox, or the instructor's reference), for this regrade's seed."""
+    from grading.instructor.probe_judge import run_worker
     from grading.testrun import Limits
-    instructor = Path(opts.instructor_dir).resolve()
-    names = probe_names(instructor)
     wanted = [(m, p) for m in sorted(names) for p in names[m]]
     limits = Limits(memory_mb=opts.memory_mb, run_seconds=opts.timeout)
-    return names, run_worker(instructor, opts.isolation, opts.seed, wanted, limits, scratch, opts.probe_timeout)
+    return run_worker(root, opts.isolation, opts.seed, wanted, limits, scratch, opts.probe_timeout)
+
+
+def reference_answers(opts: Options, scratch: Path) -> tuple[dict, dict]:
+    """(probe names by module, the reference's answers) for this regrade's seed; computed once per class."""
+    from grading.instructor.probe_judge import probe_names
+    instructor = Path(opts.instructor_dir).resolve()
+    names = probe_names(instructor)
+    return names, run_probes(instructor, names, opts, scratch)
 
 
 def grade_tree(work: Path, course: Course, opts: Options, scratch: Path, reference: tuple[dict, dict]) -> dict:
     """Tests (claimed) and probes (verified) of one overlaid tree -> per-module scores, never raising."""
-    from grading.instructor.probe_judge import compare, run_worker
-    from grading.testrun import Limits
+    from grading.instructor.probe_judge import compare
     started = time.monotonic()
     claimed, crashed = run_module_tests(work, course, opts, scratch / "tests")
     tests_seconds = time.monotonic() - started
     names, ref_answers = reference
-    wanted = [(m, p) for m in sorted(names) for p in names[m]]
-    limits = Limits(memory_mb=opts.memory_mb, run_seconds=opts.timeout)
-    student_answers = run_worker(work, opts.isolation, opts.seed, wanted, limits, scratch / "probes",
-                                 opts.probe_timeout)
+    student_answers = run_probes(work, names, opts, scratch / "probes")
     verdicts = compare(course, names, student_answers, ref_answers)
     modules, notes = {}, []
     for m in course.modules:
@@ -391,7 +394,7 @@ class Regrader:
         self.course = load_course(self.instructor / "assignments" / "course.yaml")
         self.root = Path(tempfile.mkdtemp(prefix="tito-regrade-", dir=opts.work_root))
         self.base = prepare_base(self.instructor, self.root / "base")
-        self.reference = reference_answers(opts, self.course, self.root / "reference")
+        self.reference = reference_answers(opts, self.root / "reference")
         self.count = 0
 
     def close(self) -> None:
