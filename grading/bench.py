@@ -117,7 +117,9 @@ def _rng(seed=0):
 
 
 def load_m4_program():
-    """milestones/m4_advanced_vision.py as a module (it defines build_network)."""
+    """milestones/m4_advanced_vision.py as a module (it defines build_network; it imports milestones.common)."""
+    from grading.milestones import ensure_importable
+    ensure_importable()
     path = REPO_ROOT / "milestones" / "m4_advanced_vision.py"
     spec = importlib.util.spec_from_file_location("m4_advanced_vision", path)
     module = importlib.util.module_from_spec(spec)
