@@ -49,8 +49,10 @@ MAX_SAMPLES, MAX_SAMPLE_CHARS = 16, 2000
 MAX_PROGRAM_JSON = 1024 * 1024        # the program's free-form details/history kept in the result
 # BLAS splits some reductions (e.g. a tall matrix-vector product, module 06's column_sums) across its threads,
 # so the thread count changes the last bits of a sum, and OpenBLAS caps its threads at the cores it sees. One
-# thread gives the same bits on any number of cores, and on this course's small matrices it is not slower:
-# the milestone-3 training step measured 0.105 s CPU with 1 thread vs 0.35 s with 2 (2-core machine, busy).
+# BLAS thread gives the same bits on any number of cores. The copies around the GEMMs still use every core:
+# module 13's kernels run them in Python threads over pieces that do not depend on the thread count
+# (tinytorch/kernels.py, `_parallel`), so they change no bit (milestone-4 step, 2 cores, idle: 425 ms with
+# one thread for everything, 365 ms with kernel threads on both cores, 317 ms with 2 BLAS threads too).
 BLAS_THREADS = 1
 _ENV_PASSED = ("PATH", "LANG", "LANGUAGE", "SYSTEMROOT", "TZ", "TERM", "NO_COLOR")
 _ENV_PREFIXES = ("LC_", "OPENBLAS_", "OMP_", "MKL_", "VECLIB_", "NUMEXPR_")
@@ -267,13 +269,16 @@ def shortfalls(ms: Milestone, metrics: dict, corpus: str | None) -> list[dict]:
 # ---- the one entry point -----------------------------------------------------------------------------------
 def child_environment(scratch: Path) -> dict[str, str]:
     """A small environment: no TINYTORCH_DATA/CACHE (paths to held-out data), no PYTHON*; HOME and
-    TMPDIR in the writable scratch folder; BLAS thread counts fixed (see BLAS_THREADS)."""
+    TMPDIR in the writable scratch folder; BLAS thread counts fixed (see BLAS_THREADS), kernel threads one
+    per core this process may use."""
     env = {k: v for k, v in os.environ.items() if k in _ENV_PASSED or k.startswith(_ENV_PREFIXES)}
     env.update({"HOME": str(scratch), "TMPDIR": str(scratch), "TEMP": str(scratch), "TMP": str(scratch),
                 "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8",
                 "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
     env.update({name: str(BLAS_THREADS) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                                      "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")})
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    env["TINYTORCH_NUM_THREADS"] = str(max(1, cores or 1))
     return env
 
 
