@@ -245,3 +245,16 @@ def test_the_machine_baseline_is_a_short_positive_time():
     times = [profiling.machine_baseline(repeats=3) for _ in range(2)]
     assert all(0 < t < 2.0 for t in times)
     assert np.isfinite(times).all()
+
+
+def test_the_profile_child_runs_in_the_regrade_sandbox(tmp_path):
+    """The instructor's regrade passes a sandbox as `isolation`: the profile child runs inside it too."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from tito_fixtures import sandbox_or_skip
+
+    sandbox = sandbox_or_skip()
+    course = load_course()
+    result = judge_milestone(course.milestone(3), course, REPO_ROOT, None, tmp_path / "run", tiny=True,
+                             isolation=sandbox, out=lambda line: None, timeout=120, profile=True)
+    assert result["passed"] and result["verified"] is True, result["error"]
+    assert result["profile"]["error"] is None and result["profile"]["slowest_function"] is not None
