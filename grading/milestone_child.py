@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -143,22 +144,27 @@ def measure_case(case: dict, repeats: int = PROFILE_REPEATS, clock=None) -> dict
     seconds; per gradient rule (`timed_backward`'s per-node seconds, summed by op name): backward seconds,
     with the function the student wrote for the rule and for the op's forward. Without module 14 (it raises
     NotImplementedError) each layer call and the whole backward are timed by hand, with a note saying so.
-    Returns plain data (seconds) plus this machine's `baseline_seconds` (grading/profiling.py).
+    Returns plain data (seconds of CPU time on Linux/macOS, of wall time on Windows) plus this machine's
+    `baseline_seconds` (grading/profiling.py), timed with the same clock.
     """
     import time
 
-    from grading.profiling import machine_baseline
+    from grading.profiling import BaselineWorkload
 
-    clock = clock or time.perf_counter
+    # CPU time of this process (one BLAS thread: the same as the wall time of an idle machine), so the load of
+    # other processes does not count; Windows updates it only every 15.6 ms, too coarse for a layer: wall time
+    clock = clock or (time.process_time if os.name == "posix" else time.perf_counter)
     layers, x, loss_fn = list(case["layers"]), case["input"], case.get("loss")
     params = [p for layer in layers if hasattr(layer, "parameters") for p in layer.parameters()]
+    baseline = BaselineWorkload(clock)
 
-    def clear():
+    def clear():   # after each step: drop the gradients, then one baseline round (interleaved with the steps)
         for p in params:
             p.grad = None
+        baseline.round()
 
     notes = []
-    baseline = machine_baseline()
+    baseline.round()
     start = clock()
     _plain_step(layers, x, loss_fn)
     clear()
@@ -166,7 +172,7 @@ def measure_case(case: dict, repeats: int = PROFILE_REPEATS, clock=None) -> dict
         repeats = 1
         notes.append(f"one step took {clock() - start:.0f} s, so one step was timed (not the median of several)")
     try:
-        rows, step = _profiled_layers(layers, x, loss_fn, repeats, clear)
+        rows, step = _profiled_layers(layers, x, loss_fn, repeats, clear, clock)
     except NotImplementedError as exc:
         notes.append(f"per-layer backward times need module 14 (tinytorch/benchmarking.py: {_first_line(exc)}); "
                      "shown: each layer's forward call timed by hand, and the whole backward as one number")
@@ -176,7 +182,7 @@ def measure_case(case: dict, repeats: int = PROFILE_REPEATS, clock=None) -> dict
     ops = []
     if loss_fn is not None:
         try:
-            ops = _op_times(layers, x, loss_fn, repeats, clear)
+            ops = _op_times(layers, x, loss_fn, repeats, clear, clock)
         except NotImplementedError as exc:
             notes.append(f"the time per gradient rule needs module 14's timed_backward ({_first_line(exc)})")
     functions = {type(layer).__name__: _where(type(layer).forward) for layer in layers}
@@ -184,7 +190,7 @@ def measure_case(case: dict, repeats: int = PROFILE_REPEATS, clock=None) -> dict
     for row in rows:
         row["function"] = functions.get(row["kind"])
         row["op_forwards"] = {op: forwards[op] for op in row.get("ops", []) if op in forwards}
-    return {"baseline_seconds": baseline, "input_shape": [int(s) for s in x.shape], "layers": rows, "ops": ops,
+    return {"baseline_seconds": baseline.seconds, "input_shape": [int(s) for s in x.shape], "layers": rows, "ops": ops,
             "step_seconds": step, "notes": notes, "backward": loss_fn is not None}
 
 
@@ -200,12 +206,12 @@ def _plain_step(layers, x, loss_fn):
         loss_fn(out).backward()
 
 
-def _profiled_layers(layers, x, loss_fn, repeats, clear):
+def _profiled_layers(layers, x, loss_fn, repeats, clear, clock):
     from tinytorch.benchmarking import Profiler
 
     runs, steps = [], []
     for _ in range(repeats):
-        profiler = Profiler(layers)
+        profiler = Profiler(layers, clock=clock)
         runs.append(profiler.profile(x, loss_fn))
         steps.append(profiler.step_s)
         clear()
@@ -219,14 +225,13 @@ def _profiled_layers(layers, x, loss_fn, repeats, clear):
 
 
 def _hand_timed_layers(layers, x, loss_fn, repeats, clear, clock):
-    forward, backward, shapes = [], [], []
+    forward, backward = [], []
     for _ in range(repeats):
         out, times = x, []
         for layer in layers:
             start = clock()
             out = layer(out)
             times.append(clock() - start)
-        shapes = [list(out.shape)]
         if loss_fn is not None:
             start = clock()
             loss = loss_fn(out)
@@ -234,7 +239,7 @@ def _hand_timed_layers(layers, x, loss_fn, repeats, clear, clock):
             start = clock()
             loss.backward()
             backward.append(clock() - start)
-            clear()
+        clear()
         forward.append(times)
     out, shapes = x, []
     for layer in layers:     # output shapes, outside the timing
@@ -249,7 +254,7 @@ def _hand_timed_layers(layers, x, loss_fn, repeats, clear, clock):
     return rows, float(medians.sum()) + (whole or 0.0), whole
 
 
-def _op_times(layers, x, loss_fn, repeats, clear) -> list[dict]:
+def _op_times(layers, x, loss_fn, repeats, clear, clock) -> list[dict]:
     """Backward seconds per op name (median over `repeats` steps), with the student's rule and forward."""
     from tinytorch.autograd import GRADIENTS, topological_order
     from tinytorch.benchmarking import timed_backward
@@ -261,7 +266,7 @@ def _op_times(layers, x, loss_fn, repeats, clear) -> list[dict]:
             out = layer(out)
         loss = loss_fn(out)
         op_of = {id(node): node._ctx.op for node in topological_order(loss) if node._ctx is not None}
-        spent = timed_backward(loss)
+        spent = timed_backward(loss, clock)
         clear()
         totals, counts = {}, {}
         for node_id, seconds in spent.items():
