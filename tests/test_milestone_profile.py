@@ -8,6 +8,7 @@ run through `judge_milestone` in tiny mode, the same code path as `tito mileston
 from __future__ import annotations
 
 import dataclasses
+import os
 import importlib.util
 import json
 import sys
@@ -258,3 +259,24 @@ def test_the_profile_child_runs_in_the_regrade_sandbox(tmp_path):
                              isolation=sandbox, out=lambda line: None, timeout=120, profile=True)
     assert result["passed"] and result["verified"] is True, result["error"]
     assert result["profile"]["error"] is None and result["profile"]["slowest_function"] is not None
+
+
+@pytest.mark.skipif(not os.environ.get("TINYTORCH_DATA"), reason="tito grade runs milestones on real data (TINYTORCH_DATA)")
+def test_tito_grade_prints_where_the_time_went(tmp_path):
+    """`tito grade`'s milestone step (grading/grade.py run_milestone) on a finished course, with milestone 1's
+    program replaced by the slow stand-in and a 0.01 s ceiling: the console shows the table and the line."""
+    import io
+
+    from grading.console import Console
+    from grading.grade import GradeOptions, run_milestone
+    from grading.instructor.release import build_release
+
+    root = tmp_path / "repo"
+    build_release(root, REPO_ROOT, solutions_through=max(m.number for m in load_course().modules))
+    student = program(root / "student" / "program.py", slow=True)     # inside the repository: it is fingerprinted
+    ms = dataclasses.replace(load_course().milestone(1), program=str(student), budget_seconds=0.01)
+    stream = io.StringIO()
+    entry = run_milestone(root, ms, tmp_path / "work", GradeOptions(), Console(stream, color=False), None, {})
+    printed = stream.getvalue()
+    assert "where the time went" in printed and "Smear" in printed, (entry, printed[-2000:])
+    assert any(line.strip().startswith("slowest:") and "Smear.forward" in line for line in printed.splitlines())
