@@ -16,6 +16,9 @@ this one function, so the student and the instructor get the same numbers from t
    the next character before it sends that character, so the model cannot see what it predicts.
 4. Victory: the metrics computed here against assignments/course.yaml. A child that crashes, hangs, sends
    a malformed or oversized frame, or answers nonsense gives a failed result with the reason, never a crash.
+5. A run over its ceiling (or `profile=True`) gets a `profile`: one more short child, outside the ceiling,
+   times the program's `profile_case` with module 14's profiler; grading/profiling.py compares it with the
+   recorded reference (`run_profile`).
 
 This module never imports `tinytorch` (that would run the student's modules in the judge).
 """

@@ -140,7 +140,9 @@ def compare(measured: dict, reference: dict | None, reference_note: str | None) 
     recorded reference (multiples of its baseline), scaled by this machine's baseline."""
     base = measured.get("baseline_seconds")
     notes = [_text(n, 400) for n in (measured.get("notes") or []) if isinstance(n, str)][:10]
-    profile = {"error": None, "notes": notes, "input_shape": measured.get("input_shape"),
+    shape = measured.get("input_shape")
+    shape = [int(n) for n in shape[:8] if isinstance(n, int)] if isinstance(shape, list) else None
+    profile = {"error": None, "notes": notes, "input_shape": shape,
                "baseline_seconds": round(base, 4) if _positive(base) else None, "scale": None, "reference": None,
                "step_ms": _ms(_seconds(measured.get("step_seconds"))), "reference_step_ms": None,
                "layers": [], "slowest_function": None, "slowest_layer": None}
