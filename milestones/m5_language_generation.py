@@ -53,6 +53,7 @@ SAMPLE_ROWS, SAMPLE_CHARS = 8, 400
 TEMPERATURE = 0.7            # the sample judged for readability
 VALIDATION_BLOCKS = 50       # the validation split: this many pieces spread over the training text
 PROBE_WINDOWS = 256          # validation windows per check (the judged number uses every held-out character)
+SHAKESPEARE_VOCABULARY = 65  # distinct characters of Tiny Shakespeare: the head's width in profile_case
 
 
 def lr_at(step: int, total_steps: int) -> float:
@@ -147,15 +148,15 @@ def gpt_chain(model) -> list:
 
 
 def profile_case(ctx) -> dict:
-    """What the judge profiles when a run is too slow (grading/profiling.py): the GPT run() trains (for a
-    65-character vocabulary, Tiny Shakespeare's), as a chain (gpt_chain), in training mode, one batch of
+    """What the judge profiles when a run is too slow (grading/profiling.py): the GPT run() trains (for Tiny
+    Shakespeare's vocabulary), as a chain (gpt_chain), in training mode, one batch of
     BATCH random windows (seeded; no data needed) and the training loss (module 05's cross-entropy)."""
     import tinytorch as tt
     from tinytorch.networks import cross_entropy
 
     tt.manual_seed(ctx.seed)
     shape = TINY_MODEL if ctx.tiny else MODEL
-    vocab = 65
+    vocab = SHAKESPEARE_VOCABULARY
     model = build_gpt(vocab, shape)
     model.train()
     rng = np.random.default_rng(ctx.seed)

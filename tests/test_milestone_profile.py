@@ -280,3 +280,19 @@ def test_tito_grade_prints_where_the_time_went(tmp_path):
     printed = stream.getvalue()
     assert "where the time went" in printed and "Smear" in printed, (entry, printed[-2000:])
     assert any(line.strip().startswith("slowest:") and "Smear.forward" in line for line in printed.splitlines())
+
+
+def test_the_gpt_chain_computes_what_the_gpt_computes():
+    """Milestone 5 profiles its GPT as a chain of layers (gpt_chain): the chain must be the model's forward."""
+    import tinytorch as tt
+
+    m5 = _load(5)
+    tt.manual_seed(0)
+    model = m5.build_gpt(m5.SHAKESPEARE_VOCABULARY, m5.TINY_MODEL)
+    model.eval()
+    ids = np.random.default_rng(0).integers(0, m5.SHAKESPEARE_VOCABULARY, (3, m5.TINY_MODEL["context_length"]))
+    out = tt.Tensor(ids)
+    with tt.no_grad():
+        for layer in m5.gpt_chain(model):
+            out = layer(out)
+        np.testing.assert_array_equal(out.data, model(ids).data)
