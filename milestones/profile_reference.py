@@ -8,9 +8,10 @@ When a student's milestone run goes over its ceiling, the judge profiles the stu
 shows it next to the reference's (grading/profiling.py). The reference framework is not in a student's
 repository, so its profile is recorded here, once, with this repository's tinytorch: the same
 `profile_case(ctx)` of each program, measured by the same code the judge's child runs
-(grading/milestone_child.measure_case), in this process with one BLAS thread (the judge's setting). Every
-time is stored as a multiple of `machine_baseline()` (a fixed NumPy workload) measured in the same process,
-so the judge can scale it to the student's machine. The files hold layer names, kinds, shapes and numbers
+(grading/milestone_child.measure_case), in this process with one BLAS thread (the judge's setting), in CPU
+time. Every time is stored as a multiple of the fixed NumPy workload of grading/profiling.py
+(`BaselineWorkload`), timed in the same process between the steps, so the judge can scale it to the
+student's machine. The files hold layer names, kinds, shapes and numbers
 only: no code. Rerun it when a program's model changes (tests/test_milestone_profile.py checks that the
 recorded layers still match the programs).
 """
