@@ -166,15 +166,17 @@ def measure_case(case: dict, repeats: int = PROFILE_REPEATS, clock=None) -> dict
     notes = []
     baseline.round()
     start = clock()
-    _plain_step(layers, x, loss_fn)
+    _plain_step(layers, x, loss_fn)        # warm-up (and proof that the step runs at all)
+    warm_up = clock() - start
     clear()
-    if clock() - start > SLOW_STEP_SECONDS:
+    if warm_up > SLOW_STEP_SECONDS:
         repeats = 1
-        notes.append(f"one step took {clock() - start:.0f} s, so one step was timed (not the median of several)")
+        notes.append(f"one step took {warm_up:.0f} s, so one step was timed (not the median of several)")
     try:
         rows, step = _profiled_layers(layers, x, loss_fn, repeats, clear, clock)
     except NotImplementedError as exc:
-        notes.append(f"per-layer backward times need module 14 (tinytorch/benchmarking.py: {_first_line(exc)}); "
+        notes.append(f"per-layer backward times need module 14's Profiler (tinytorch/benchmarking.py), which "
+                     f"raised NotImplementedError: {_first_line(exc)}; "
                      "shown: each layer's forward call timed by hand, and the whole backward as one number")
         rows, step, backward = _hand_timed_layers(layers, x, loss_fn, repeats, clear, clock)
         if backward is not None:
