@@ -210,10 +210,10 @@ def _slowest_function(measured: dict, reference: dict | None, scale: float | Non
             continue
         name = _text(op.get("op"), 60)
         ref = _seconds(ref_ops.get(name)) if scale is not None else None
-        forward = f"; its forward: {_text(op['forward'])}" if op.get("forward") else ""
+        forward = f", the gradient of {_text(op['forward'])}" if op.get("forward") else ""
         candidates.append((seconds, ref * scale if ref is not None else None, {
-            "what": f"the backward rule of {name}", "function": _text(op.get("rule") or "?"),
-            "detail": f"{int(op.get('count') or 0)} node(s) per step{forward}"}))
+            "what": f"the backward rule of {name}", "function": _text(op.get("rule") or "?") + forward,
+            "detail": f"{int(op.get('count') or 0)} node(s) per step"}))
     by_kind: dict[str, list] = {}
     ref_by_kind: dict[str, float] = {}
     for row in (measured.get("layers") or [])[:MAX_ROWS]:

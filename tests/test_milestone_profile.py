@@ -308,3 +308,35 @@ def test_a_step_too_slow_for_several_repeats_is_timed_once():
     measured = milestone_child.measure_case(case, clock=lambda: float(next(readings)))
     assert any("one step was timed" in note for note in measured["notes"])
     assert measured["baseline_seconds"] == 10.0 and measured["layers"][0]["forward_s"] == 10.0
+
+
+def test_a_slow_gradient_rule_of_a_student_is_named_against_the_shipped_reference(tmp_path):
+    """A finished course whose conv2d backward rule also runs a Python loop over every element of its
+    gradient: the profile of milestone 3's real-size step (judge.run_profile, scaled shipped reference) names
+    that rule, its file and its forward, with a ratio to the reference."""
+    from grading.instructor.release import build_release
+    from grading.isolation import NoIsolation
+    from grading.judge import run_profile
+    from grading.testrun import Limits
+
+    root = tmp_path / "repo"
+    build_release(root, REPO_ROOT, solutions_through=max(m.number for m in load_course().modules))
+    autograd = root / "tinytorch" / "autograd.py"
+    rule = "    g_rows = nhwc_rows(g)                                                 # (N*Ho*Wo, C_out)\n"
+    source = autograd.read_text(encoding="utf-8")
+    assert source.count(rule) == 1
+    autograd.write_text(source.replace(rule, rule + "    total = 0.0\n    for value in g_rows.ravel():\n"
+                                       "        total += float(value)\n"), encoding="utf-8")
+    work = tmp_path / "work"
+    for name in ("scratch", "files", "data"):
+        (work / name).mkdir(parents=True)
+    profile = run_profile(load_course().milestone(3), root, work, NoIsolation(), env_scratch=work / "scratch",
+                          seed=0, tiny=False, limits=Limits(memory_mb=8192, output_mb=512), timeout=90,
+                          data=work / "data", files=work / "files")
+    assert profile["error"] is None and profile["scale"] > 0
+    slowest = profile["slowest_function"]
+    assert slowest["what"] == "the backward rule of conv2d", slowest
+    assert "`_conv2d` in tinytorch/autograd.py" in slowest["function"] and "tinytorch/spatial.py" in slowest["function"]
+    assert slowest["ratio"] > 3 and slowest["share"] > 0.4
+    first_conv = profile["layers"][0]
+    assert first_conv["kind"] == "Conv2d" and first_conv["ratio"] > 3
