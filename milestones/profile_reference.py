@@ -21,6 +21,9 @@ import os
 
 for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
     os.environ[_name] = "1"      # before NumPy loads: the judge's children run with one BLAS thread
+# and with one module-13 kernel thread per core (grading/judge.py, child_environment)
+os.environ["TINYTORCH_NUM_THREADS"] = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                          else os.cpu_count() or 1)
 
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402
