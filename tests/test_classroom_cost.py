@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tito_fixtures import REPO, clean_env  # noqa: E402
 
 from grading.course import load_course  # noqa: E402
+from grading.instructor.solutions import transform  # noqa: E402
 from grading.instructor.replay import (CostError, CostOptions, UNMEASURED, billed_minutes,  # noqa: E402
                                        blocks_for_push, push_plan, replay, workflow_commands)
 
@@ -110,6 +111,15 @@ def test_billed_minutes_and_the_push_plan():
     plan = push_plan(COURSE, REPO, 2, None)
     assert [p.module for p in plan[::2]] == [m.id for m in COURSE.modules]
     assert [p.index for p in plan] == list(range(1, 2 * len(COURSE.modules) + 1))
+
+
+def test_transform_keeps_exactly_the_chosen_blocks():
+    src = ("def f():\n    # BEGIN SOLUTION\n    return 1\n    # END SOLUTION\n\n"
+           "def g():\n    # BEGIN SOLUTION\n    return 2\n    # END SOLUTION\n")
+    out = transform(src, "01_setup", keep={1})
+    assert "return 1" not in out and "return 2" in out and out.count("raise NotImplementedError") == 1
+    assert transform(src, "01_setup", keep=set()) == transform(src, "01_setup", keep=False)
+    assert transform(src, "01_setup", keep={0, 1}) == transform(src, "01_setup", keep=True)
 
 
 def test_the_grader_command_comes_from_the_workflow():
