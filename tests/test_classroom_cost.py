@@ -21,7 +21,7 @@ from tito_fixtures import REPO, clean_env  # noqa: E402
 from grading.course import load_course  # noqa: E402
 from grading.instructor.solutions import transform  # noqa: E402
 from grading.instructor.replay import (CostError, CostOptions, UNMEASURED, billed_minutes,  # noqa: E402
-                                       blocks_for_push, push_plan, replay, workflow_commands)
+                                       blocks_for_push, push_plan, replay, report_again, workflow_commands)
 
 COURSE = load_course()
 JOB_SETUP = 55.0        # large enough that every push crosses a minute boundary: per-push rounding shows
@@ -101,6 +101,23 @@ def test_billing_rounds_up_each_push_and_the_totals_add_up(replayed):
     # what was assumed is named in the report, with its source
     assert set(report["assumptions"]) == {u.name for u in UNMEASURED}
     assert all(a["source"] and a["option"].startswith("--") for a in report["assumptions"].values())
+
+
+def test_a_saved_replay_is_reported_again_with_other_assumptions(replayed, tmp_path):
+    report, _, _ = replayed
+    saved = json.loads(json.dumps(report))            # what --json writes
+    again = report_again(saved, CostOptions(students=100, install_seconds=0.0), {"job-setup": 0.0})
+    for old, new in zip(report["pushes"], again["pushes"]):
+        assert new["grade_seconds"] == old["grade_seconds"]             # the measured grader time is kept
+        assert new["job_seconds"] == pytest.approx(old["job_seconds"] - JOB_SETUP - 1.5, abs=0.051)
+        assert new["billed_minutes"] == 1                                # now under a minute each
+    assert again["totals"]["billed_minutes_class"] == 100 * again["totals"]["billed_minutes_per_student"] == 200
+    assert again["assumptions"]["job-setup"]["seconds"] == 0.0
+    path = tmp_path / "not-a-report.json"
+    path.write_text("{}", encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "grading", "classroom", "cost", "--from-json", str(path)],
+                         cwd=REPO, env=clean_env(REPO), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "--from-json: not a report" in run.stderr, run.stderr
 
 
 def test_billed_minutes_and_the_push_plan():

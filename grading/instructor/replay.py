@@ -400,6 +400,42 @@ def replay(opts: CostOptions, source: Path = REPO_ROOT, out=print) -> dict:
             shutil.rmtree(work, ignore_errors=True)
 
 
+def report_again(saved, opts: CostOptions, given: dict[str, float]) -> dict:
+    """The report of a saved replay (its --json) for opts.students, with the assumed step seconds in `given`
+    and opts.install_seconds (when set) replacing the ones it used; the grader's measured seconds are kept."""
+    try:
+        pushes = [dict(p) for p in saved["pushes"]]
+        old = saved["options"]
+        fields = set(PushCost.__dataclass_fields__)
+        costs = [PushCost(**{k: v for k, v in p.items() if k in fields}) for p in pushes]
+    except (KeyError, TypeError) as exc:
+        raise CostError(f"--from-json: not a report written by `tito classroom cost --json` ({exc})") from None
+    if opts.students < 1:
+        raise CostError(f"--students must be 1 or more (got {opts.students})")
+    install_note = saved.get("install", "")
+    assumed = {name: a["seconds"] for name, a in (saved.get("assumptions") or {}).items()}
+    for name, value in given.items():
+        if not (math.isfinite(value) and value >= 0):
+            raise CostError(f"--{name}-seconds must be a number of seconds >= 0 (got {value})")
+        assumed[name] = value
+    for cost in costs:
+        for name, value in given.items():
+            if f"{name} (assumed)" in cost.overhead:
+                cost.overhead[f"{name} (assumed)"] = float(value)
+        if opts.install_seconds is not None:
+            cost.overhead = {k: v for k, v in cost.overhead.items() if not k.startswith("install")}
+            cost.overhead["install (given)"] = float(opts.install_seconds)
+        cost.billed_minutes = billed_minutes(cost.job_seconds)
+    if opts.install_seconds is not None:
+        install_note = "given with --install-seconds (not measured)"
+    again = CostOptions(pushes_per_module=old["pushes_per_module"], through=old["through"],
+                        skip_milestones=old["skip_milestones"], students=opts.students,
+                        assumed={**{u.name: u.seconds for u in UNMEASURED}, **assumed})
+    report = build_report(again, costs, install_note, len(costs))
+    report["machine"] = saved.get("machine", report["machine"])     # where the seconds were measured
+    return report
+
+
 def build_report(opts: CostOptions, costs: list[PushCost], install_note: str, pushes: int) -> dict:
     per_student = sum(c.billed_minutes for c in costs)
     milestone_totals: dict[str, float] = {}
@@ -449,11 +485,12 @@ def format_report(report: dict) -> str:
         f"Per phase, all {t['pushes']} pushes: module tests {t['module_tests_seconds']:.0f} s; milestones {ms_total}; "
         f"grader in all {t['grade_seconds']:.0f} s (CPU {t['grade_cpu_seconds']:.0f} s); runner overhead "
         f"{t['overhead_seconds']:.0f} s.",
-        f"One student: {t['billed_minutes_per_student']} billed minutes ({t['job_seconds'] / 60:.1f} minutes of job "
-        f"time, each push rounded up to a whole minute).",
-        f"A class of {t['students']}: {t['billed_minutes_class']} minutes = {100 * t['share_of_team_minutes']:.0f}% "
-        f"of the {t['team_included_minutes']:,} included minutes/month of a GitHub Team organisation (private "
-        "repositories; public repositories are free).",
+        f"One student, whole course: {t['billed_minutes_per_student']} billed minutes ({t['job_seconds'] / 60:.1f} "
+        f"minutes of job time; rounding each of the {t['pushes']} pushes up to a whole minute adds "
+        f"{t['billed_minutes_per_student'] - t['job_seconds'] / 60:.1f}).",
+        f"A class of {t['students']}, whole course: {t['billed_minutes_class']} minutes = "
+        f"{100 * t['share_of_team_minutes']:.0f}% of ONE month's {t['team_included_minutes']:,} included minutes of a "
+        "GitHub Team organisation (private repositories; public repositories are free).",
         f"Billing: {report['billing']}.",
         f"Install step: {report['install']}.",
         "Not measurable here (options, defaults and sources):",
@@ -481,10 +518,13 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--install-seconds", type=float, metavar="S",
                    help="use S for the install step instead of measuring it (pip install into a fresh venv)")
     for u in UNMEASURED:
-        q.add_argument(f"--{u.name}-seconds", type=float, default=u.seconds, metavar="S",
+        q.add_argument(f"--{u.name}-seconds", type=float, default=None, metavar="S",
                        dest=f"assumed_{u.name.replace('-', '_')}",
                        help=f"{u.source} (default {u.seconds:g})")
     q.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+    q.add_argument("--from-json", metavar="PATH",
+                   help="do not replay: report again from a replay's --json, with this --students and any "
+                        "--install-seconds / --<step>-seconds given here replacing the figures it used")
     q.add_argument("--keep-work", metavar="DIR", help="replay in DIR (a new folder) and keep it: logs, repositories")
     q.add_argument("--verbose", "-v", action="store_true", help="show the grader's output")
 
@@ -494,12 +534,17 @@ def cmd_cost(args) -> int:
     if args.tiny:
         through = 4 if through is None else through
         pushes = 1
+    given = {u.name: getattr(args, f"assumed_{u.name.replace('-', '_')}") for u in UNMEASURED}
+    given = {name: value for name, value in given.items() if value is not None}
     opts = CostOptions(pushes_per_module=pushes, through=through, skip_milestones=args.skip_milestones,
                        students=args.students, data_dir=args.data_dir, install_seconds=args.install_seconds,
-                       assumed={u.name: getattr(args, f"assumed_{u.name.replace('-', '_')}") for u in UNMEASURED},
+                       assumed={**{u.name: u.seconds for u in UNMEASURED}, **given},
                        keep_work=args.keep_work, verbose=args.verbose)
     try:
-        report = replay(opts, out=lambda line: print(line, flush=True))
+        if args.from_json:
+            report = report_again(read_json(args.from_json), opts, given)
+        else:
+            report = replay(opts, out=lambda line: print(line, flush=True))
     except CostError as exc:
         print(f"tito classroom cost: {exc}", file=sys.stderr)
         return 2
