@@ -37,7 +37,6 @@ import json
 import math
 import os
 import re
-import resource
 import shlex
 import shutil
 import subprocess
@@ -53,6 +52,11 @@ from grading.course import REPO_ROOT, Course, Module, load_course
 from grading.instructor.release import build_release
 from grading.instructor.solutions import find_blocks, transform
 from grading.state import atomic_write_json, read_json
+
+try:
+    import resource              # child CPU time; POSIX only (on Windows the report leaves CPU out)
+except ImportError:
+    resource = None
 
 WORKFLOW = ".github/workflows/grade.yml"
 BRANCH = "main"
@@ -170,14 +174,14 @@ def _git(repo: Path, *args: str) -> str:
 @dataclass
 class Timed:
     wall: float
-    cpu: float                 # user + sys of the child processes
+    cpu: float | None          # user + sys of the child processes (None where unknown: Windows)
     returncode: int
     output: str
 
 
 def _timed(argv: list[str], cwd: Path, env: dict, log: Path | None = None, echo=None) -> Timed:
     """Run argv; wall and child CPU seconds; output to `log` (and lines to `echo`)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN) if resource else None
     start = time.monotonic()
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             encoding="utf-8", errors="replace")
@@ -189,13 +193,15 @@ def _timed(argv: list[str], cwd: Path, env: dict, log: Path | None = None, echo=
             echo(line.rstrip("\n"))
     proc.wait()
     wall = time.monotonic() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = None
+    if resource is not None:
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1)
     output = "".join(lines)
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(output, encoding="utf-8")
-    return Timed(round(wall, 1), round(cpu, 1), proc.returncode, output)
+    return Timed(round(wall, 1), cpu, proc.returncode, output)
 
 
 def measure_install(tree: Path, work: Path, out=print) -> float:
@@ -240,7 +246,7 @@ class PushCost:
     tests_seconds: float                          # progress.json seconds.module_tests
     milestones: dict[str, float]                  # milestones run in this push: {number: seconds}
     grade_seconds: float                          # progress.json seconds.total
-    grade_cpu_seconds: float                      # CPU of the grader process and its children
+    grade_cpu_seconds: float | None               # CPU of the grader process and its children (None: unknown)
     module_passed: int                            # the pushed module's tests after this push
     module_total: int
     points: float
@@ -391,7 +397,7 @@ def replay(opts: CostOptions, source: Path = REPO_ROOT, out=print) -> dict:
             costs.append(cost)
             ran = ", ".join(f"m{k} {v:.0f} s" for k, v in cost.milestones.items()) or "none"
             out(f"    tests {cost.tests_seconds:.1f} s, milestones run: {ran}, grade {cost.grade_seconds:.1f} s "
-                f"(CPU {cost.grade_cpu_seconds:.0f} s), overhead {cost.overhead_seconds:.1f} s -> "
+                f"(CPU {_seconds(cost.grade_cpu_seconds)}), overhead {cost.overhead_seconds:.1f} s -> "
                 f"billed {cost.billed_minutes} min; {push.module} {cost.module_passed}/{cost.module_total} tests, "
                 f"{cost.points:g} points")
         return build_report(opts, costs, install_note, len(plan))
@@ -451,7 +457,8 @@ def build_report(opts: CostOptions, costs: list[PushCost], install_note: str, pu
             "module_tests_seconds": round(sum(c.tests_seconds for c in costs), 1),
             "milestone_seconds": milestone_totals,
             "grade_seconds": round(sum(c.grade_seconds for c in costs), 1),
-            "grade_cpu_seconds": round(sum(c.grade_cpu_seconds for c in costs), 1),
+            "grade_cpu_seconds": (None if any(c.grade_cpu_seconds is None for c in costs)
+                                  else round(sum(c.grade_cpu_seconds for c in costs), 1)),
             "overhead_seconds": round(sum(c.overhead_seconds for c in costs), 1),
             "job_seconds": round(sum(c.job_seconds for c in costs), 1),
             "billed_minutes_per_student": per_student,
@@ -471,6 +478,10 @@ def build_report(opts: CostOptions, costs: list[PushCost], install_note: str, pu
     }
 
 
+def _seconds(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.0f} s"
+
+
 def format_report(report: dict) -> str:
     rows = ["| # | module | push | tests s | milestones run (s) | grade s | overhead s | billed min |",
             "|---|---|---|---|---|---|---|---|"]
@@ -483,7 +494,7 @@ def format_report(report: dict) -> str:
     lines = rows + [
         "",
         f"Per phase, all {t['pushes']} pushes: module tests {t['module_tests_seconds']:.0f} s; milestones {ms_total}; "
-        f"grader in all {t['grade_seconds']:.0f} s (CPU {t['grade_cpu_seconds']:.0f} s); runner overhead "
+        f"grader in all {t['grade_seconds']:.0f} s (CPU {_seconds(t['grade_cpu_seconds'])}); runner overhead "
         f"{t['overhead_seconds']:.0f} s.",
         f"One student, whole course: {t['billed_minutes_per_student']} billed minutes ({t['job_seconds'] / 60:.1f} "
         f"minutes of job time; rounding each of the {t['pushes']} pushes up to a whole minute adds "
