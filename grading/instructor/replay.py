@@ -33,7 +33,6 @@ Timing on a machine that other jobs share is inflated; the report gives the grad
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import re
@@ -506,9 +505,9 @@ def format_report(report: dict) -> str:
         f"Install step: {report['install']}.",
         "Not measurable here (options, defaults and sources):",
     ]
-    for name, a in report["assumptions"].items():
-        lines.append(f"  {a['option']} {a['seconds']:g} ({ {'every': 'every push', 'first': 'first push only', 'later': 'every push but the first'}[a['pushes']] })"
-                     + f" - {a['source']}")
+    which = {"every": "every push", "first": "first push only", "later": "every push but the first"}
+    for a in report["assumptions"].values():
+        lines.append(f"  {a['option']} {a['seconds']:g} ({which[a['pushes']]}) - {a['source']}")
     m = report["machine"]
     lines.append(f"Measured on {m['cpus']} CPUs ({m['platform']}, Python {m['python']}), {m['date']}; wall times on a "
                  "shared machine are inflated by its other jobs.")
