@@ -223,6 +223,7 @@ def run_milestone(root: Path, ms: Milestone, workdir: Path, opts: GradeOptions, 
     """Run one milestone through the judge (grading/judge.py); returns its progress.json entry (never raises)."""
     from grading.judge import judge_milestone
     from grading.milestones import record
+    from grading.profiling import profile_lines
     workdir.mkdir(parents=True, exist_ok=True)
     json_path = workdir / f"m{ms.number}.json"
     limit = milestone_hard_limit(ms, opts)
@@ -235,6 +236,8 @@ def run_milestone(root: Path, ms: Milestone, workdir: Path, opts: GradeOptions, 
                                out=echo, echo=echo)
         data["fingerprint"] = state.milestone_fingerprint(root, ms)
         record(ms, data, json_path, local=True, root=root)   # `tito milestone status` reads the same result
+        for line in profile_lines(data.get("profile")):      # a run over its ceiling: where the time went
+            out.line(f"    {line}")
     except Exception as exc:  # noqa: BLE001 - a broken judge setup (disk full, ...) fails this milestone alone
         return {"status": "error", "cache_key": None, "seconds": 0.0, "verified_by": run_url,
                 **_commit_label(commit), "reason": f"the milestone judge failed: {type(exc).__name__}: {exc}"}

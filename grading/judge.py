@@ -16,6 +16,9 @@ this one function, so the student and the instructor get the same numbers from t
    the next character before it sends that character, so the model cannot see what it predicts.
 4. Victory: the metrics computed here against assignments/course.yaml. A child that crashes, hangs, sends
    a malformed or oversized frame, or answers nonsense gives a failed result with the reason, never a crash.
+5. A run over its ceiling (or `profile=True`) gets a `profile`: one more short child, outside the ceiling,
+   times the program's `profile_case` with module 14's profiler; grading/profiling.py compares it with the
+   recorded reference (`run_profile`).
 
 This module never imports `tinytorch` (that would run the student's modules in the judge).
 """
@@ -33,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grading import channel, milestone_data
+from grading import channel, milestone_data, profiling
 from grading.course import Course, Milestone
 from grading.isolation import NoIsolation
 from grading.testrun import Limits, Watched, read_tail
@@ -49,8 +52,10 @@ MAX_SAMPLES, MAX_SAMPLE_CHARS = 16, 2000
 MAX_PROGRAM_JSON = 1024 * 1024        # the program's free-form details/history kept in the result
 # BLAS splits some reductions (e.g. a tall matrix-vector product, module 06's column_sums) across its threads,
 # so the thread count changes the last bits of a sum, and OpenBLAS caps its threads at the cores it sees. One
-# thread gives the same bits on any number of cores, and on this course's small matrices it is not slower:
-# the milestone-3 training step measured 0.105 s CPU with 1 thread vs 0.35 s with 2 (2-core machine, busy).
+# BLAS thread gives the same bits on any number of cores. The copies around the GEMMs still use every core:
+# module 13's kernels run them in Python threads over pieces that do not depend on the thread count
+# (tinytorch/kernels.py, `_parallel`), so they change no bit (milestone-4 step, 2 cores, idle: 425 ms with
+# one thread for everything, 365 ms with kernel threads on both cores, 317 ms with 2 BLAS threads too).
 BLAS_THREADS = 1
 _ENV_PASSED = ("PATH", "LANG", "LANGUAGE", "SYSTEMROOT", "TZ", "TERM", "NO_COLOR")
 _ENV_PREFIXES = ("LC_", "OPENBLAS_", "OMP_", "MKL_", "VECLIB_", "NUMEXPR_")
@@ -267,17 +272,21 @@ def shortfalls(ms: Milestone, metrics: dict, corpus: str | None) -> list[dict]:
 # ---- the one entry point -----------------------------------------------------------------------------------
 def child_environment(scratch: Path) -> dict[str, str]:
     """A small environment: no TINYTORCH_DATA/CACHE (paths to held-out data), no PYTHON*; HOME and
-    TMPDIR in the writable scratch folder; BLAS thread counts fixed (see BLAS_THREADS)."""
+    TMPDIR in the writable scratch folder; BLAS thread counts fixed (see BLAS_THREADS), kernel threads one
+    per core this process may use."""
     env = {k: v for k, v in os.environ.items() if k in _ENV_PASSED or k.startswith(_ENV_PREFIXES)}
     env.update({"HOME": str(scratch), "TMPDIR": str(scratch), "TEMP": str(scratch), "TMP": str(scratch),
                 "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8",
                 "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
     env.update({name: str(BLAS_THREADS) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                                      "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")})
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    env["TINYTORCH_NUM_THREADS"] = str(max(1, cores or 1))
     return env
 
 
-def child_command(root: Path, ms: Milestone, data: Path, files: Path, seed: int, tiny: bool) -> list[str]:
+def child_command(root: Path, ms: Milestone, data: Path, files: Path, seed: int, tiny: bool,
+                  profile: bool = False) -> list[str]:
     import json
 
     boot = ("import sys; sys.path.insert(0, sys.argv[1]); from grading.milestone_child import main; "
@@ -286,14 +295,17 @@ def child_command(root: Path, ms: Milestone, data: Path, files: Path, seed: int,
             "--milestone", str(ms.number), "--program", str(root / ms.program), "--data", str(data),
             "--out", str(files), "--seed", str(int(seed)), "--schedule", json.dumps(ms.schedule),
             "--requires", ",".join(ms.requires)]
-    return argv + (["--tiny"] if tiny else [])
+    return argv + (["--tiny"] if tiny else []) + (["--profile"] if profile else [])
 
 
 def judge_milestone(ms: Milestone, course: Course, root: Path, data_dir: Path | str | None, workdir: Path, *,
                     isolation=None, seed: int = 0, tiny: bool = False, out=None, download: bool = True,
-                    timeout: float | None = None, limits: Limits | None = None, echo=None) -> dict:
+                    timeout: float | None = None, limits: Limits | None = None, echo=None,
+                    profile: bool | None = None, profile_timeout: float = profiling.PROFILE_TIMEOUT) -> dict:
     """Run milestone `ms` of the course at `root` and judge it; returns the result dict (never raises for
-    the program's sake). `out(line)` prints the judge's progress; `echo(line)` gets the program's output."""
+    the program's sake). `out(line)` prints the judge's progress; `echo(line)` gets the program's output.
+    `profile`: None profiles the training step only when the run went over its ceiling, True always, False
+    never (grading/profiling.py; the result's `profile` field)."""
     root, workdir = Path(root).resolve(), Path(workdir).resolve()
     isolation = isolation if isolation is not None else NoIsolation()
     log = out or (lambda line: print(line, flush=True))
@@ -304,6 +316,7 @@ def judge_milestone(ms: Milestone, course: Course, root: Path, data_dir: Path | 
               "cpu_seconds": None, "data_seconds": 0.0, "budget_seconds": ms.budget_seconds, "within_budget": True,
               "history": [], "details": {}, "corpus": None, "tiny": bool(tiny), "error": None,
               "stopped_at": None, "framework": None, "evaluations": [], "verified": bool(isolation.verified),
+              "profile": None,
               "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                           "platform": platform.platform()}}
     started = time.monotonic()
@@ -348,12 +361,22 @@ def judge_milestone(ms: Milestone, course: Course, root: Path, data_dir: Path | 
     cpu_after = _children_cpu()
     result["cpu_seconds"] = None if cpu_after is None else round(cpu_after - cpu_before, 2)
     result["seconds"] = round(seconds, 3)
+    if profile or (profile is None and (watched.timed_out or seconds > ms.budget_seconds)):
+        log(f"  [judge] profiling one training step (module 14's profiler, at most {profile_timeout:g} s, "
+            "outside the ceiling)")
+        result["profile"] = run_profile(ms, root, workdir, isolation, env_scratch=scratch, seed=seed, tiny=tiny,
+                                        limits=limits, timeout=profile_timeout, data=data, files=files)
+        result["profile"]["trigger"] = "requested" if profile else "over the ceiling"
     if watched.timed_out:
         last = [line.strip() for line in read_tail(workdir / "program.log", 2000).splitlines() if line.strip()][-2:]
+        slowest = (result["profile"] or {}).get("slowest_function")
+        where = (f"where the time went (one training step, module 14's profiler): {slowest['text']}; the result's "
+                 "`profile` field has every layer next to the reference's" if slowest else
+                 "profile one training step with module 14's profiler (tinytorch.benchmarking.Profiler, or "
+                 f"`tito milestone run {ms.number} --profile`) and look for Python loops over pixels or channels")
         error = (f"stopped after {timeout:g} s: the milestone ran far past its ceiling of {ms.budget_seconds:g} s. "
-                 "The work is fixed (course.yaml `schedule`), so a run this slow means the framework is slow: "
-                 "profile one training step with module 14's profiler (tinytorch.benchmarking.Profiler) and look "
-                 "for Python loops over pixels or channels" + (f". Its last output: {' | '.join(last)}" if last else ""))
+                 f"The work is fixed (course.yaml `schedule`), so a run this slow means the framework is slow: {where}"
+                 + (f". Its last output: {' | '.join(last)}" if last else ""))
     elif error and "stopped talking" in error and rc not in (0, None):
         from grading.testrun import describe_exit
         tail = read_tail(workdir / "program.log", 600).strip().splitlines()
@@ -373,6 +396,58 @@ def judge_milestone(ms: Milestone, course: Course, root: Path, data_dir: Path | 
     if error is None:
         result["metrics"] = metrics_from(session.evaluations, split, samples)
     return _finish(result, ms, error=error, seconds=seconds)
+
+
+def run_profile(ms: Milestone, root: Path, workdir: Path, isolation, *, env_scratch: Path, seed: int, tiny: bool,
+                limits: Limits, timeout: float, data: Path, files: Path) -> dict:
+    """One short extra child in `--profile` mode (same isolation, environment and limits as the run, its own
+    timeout): the program's training step profiled layer by layer, compared here with the recorded reference
+    (grading/profiling.py). Never raises: a child that crashes, hangs or answers nonsense gives a `profile`
+    with the reason in `error`."""
+    argv, env = isolation.wrap(child_command(root, ms, data, files, seed, tiny, profile=True), cwd=root,
+                               readable=[root, data], writable=[env_scratch, files],
+                               env=child_environment(env_scratch))
+    log_path = workdir / "profile.log"
+    watched = Watched(argv, root, env, limits, log_path, timeout, channel=True)
+    start = time.monotonic()
+    proc = watched.start()
+    if proc is None:
+        return profiling.failed("could not start the profile process: " + read_tail(log_path, 300).strip())
+    header, reason = {}, None
+    try:
+        header, _ = channel.receive(proc.stdout, MAX_CHILD_FRAME)
+    except channel.ChannelError as exc:
+        reason = f"the profile process sent no profile ({exc})"
+    except OSError as exc:
+        reason = f"the profile process could not be read ({exc})"
+    if reason:
+        watched.kill()
+    else:   # the profile is in: a child that keeps running is stopped soon
+        try:
+            proc.wait(timeout=10)
+        except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
+            watched.kill()
+    rc = watched.finish()
+    seconds = time.monotonic() - start
+    if watched.timed_out:
+        reason = f"the profile process was stopped after {timeout:g} s (a step is too slow to profile in time)"
+    elif reason and rc not in (0, None):
+        from grading.testrun import describe_exit
+        tail = read_tail(log_path, 400).strip().splitlines()
+        reason = f"the profile process {describe_exit(rc)}" + (f": {tail[-1]}" if tail else "")
+    elif header.get("op") == "error":
+        reason = "the profile could not be taken: " + str(header.get("message", ""))[:1000]
+    elif not reason and header.get("op") != "profile":
+        reason = f"the profile process sent an unexpected frame (op {str(header.get('op'))[:40]!r})"
+    if reason:
+        return profiling.failed(reason, seconds)
+    reference, note = profiling.load_reference(profiling.reference_path(root / ms.program, ms.number, tiny))
+    try:
+        out = profiling.compare(header, reference, note)
+    except Exception as exc:  # noqa: BLE001 - malformed numbers from the child (or the recorded file)
+        return profiling.failed(f"the profile could not be read ({type(exc).__name__}: {exc})", seconds)
+    out["seconds"] = round(seconds, 2)
+    return out
 
 
 def _finish(result: dict, ms: Milestone, error: str | None = None, seconds: float = 0.0) -> dict:

@@ -28,6 +28,7 @@ from grading import state
 from grading.console import Console
 from grading.course import Course, Milestone, load_course, repo_root
 from grading.judge import judge_milestone
+from grading.profiling import profile_lines
 from grading.plots import history_svg
 
 EXIT_VICTORY, EXIT_NOT_WON, EXIT_COULD_NOT_RUN = 0, 1, 2
@@ -62,8 +63,9 @@ def ensure_importable() -> None:
 
 def run_milestone(number: int | str, *, tiny: bool = False, json_path: str | Path | None = None,
                   data_dir: str | Path | None = None, seed: int = 0, course: Course | None = None,
-                  stream=None, download: bool = True, isolation=None) -> dict:
-    """Run milestone `number` in a child process, judge it (grading/judge.py), record the result (+ SVG)."""
+                  stream=None, download: bool = True, isolation=None, profile: bool | None = None) -> dict:
+    """Run milestone `number` in a child process, judge it (grading/judge.py), record the result (+ SVG).
+    `profile=True` also profiles one training step (grading/profiling.py; None: only when over the ceiling)."""
     course = course or load_course()
     ms = course.milestone(number)
     con = Console(stream)
@@ -77,7 +79,7 @@ def run_milestone(number: int | str, *, tiny: bool = False, json_path: str | Pat
     inputs = fingerprint(ms, course)  # of the code as it was when the run started
     workdir = result_path.parent / f"m{ms.number}{'.tiny' if tiny else ''}-run"
     result = judge_milestone(ms, course, repo_root(), data_dir, workdir, isolation=isolation, seed=seed, tiny=tiny,
-                             out=con.line, download=download, echo=con.line)
+                             out=con.line, download=download, echo=con.line, profile=profile)
     result["fingerprint"] = inputs
     kept = record(ms, result, json_path, local=not tiny)
     if tiny:
@@ -133,6 +135,8 @@ def _print_result(con: Console, ms: Milestone, result: dict, paths: list[Path]) 
     cpu = result.get("cpu_seconds")
     con.line(f"  time: {result['seconds']:.1f} s" + (f" (CPU {cpu:.1f} s)" if isinstance(cpu, (int, float)) else "")
               + budget)
+    for line in profile_lines(result.get("profile")):   # over the ceiling (or --profile): where the time went
+        con.line(f"  {line}")
     stopped = result.get("stopped_at")
     if isinstance(stopped, dict) and stopped.get("step") is not None:
         con.line(f"  stopped at victory (stop rule on the validation split) at step {stopped['step']}"
@@ -180,7 +184,7 @@ def _unlocking_module(ms: Milestone, course: Course) -> str:
 # ---- commands -----------------------------------------------------------------------------------------------
 def cmd_run(args) -> int:
     result = run_milestone(args.number, tiny=args.tiny, json_path=args.json, data_dir=args.data_dir, seed=args.seed,
-                           download=not args.no_download)
+                           download=not args.no_download, profile=True if args.profile else None)
     return exit_code(result)
 
 
@@ -436,6 +440,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     run.add_argument("--data-dir", default=None, help="directory of data sets (default: $TINYTORCH_DATA, then the cache)")
     run.add_argument("--no-download", action="store_true", help="never download data; fail if it is not here")
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--profile", action="store_true",
+                     help="after the run, profile one training step layer by layer next to the reference "
+                          "(module 14's profiler; automatic when a run goes over its ceiling)")
     run.set_defaults(func=_guarded(cmd_run))
 
     sub.add_parser("list", help="the milestones and their victory conditions").set_defaults(func=_guarded(cmd_list))

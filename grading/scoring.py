@@ -45,6 +45,7 @@ class ModuleScore:
     reason: str = ""               # why not full marks, in one line ("" when full marks)
     failing: list[str] = field(default_factory=list)    # node ids of counted tests that did not pass
     errors: list[str] = field(default_factory=list)     # "test file: one-line reason" per import error
+    crashed: bool = False          # a test killed its pytest process, or the process died before any test ended
 
     @property
     def max_points(self) -> float:
@@ -59,7 +60,7 @@ class ModuleScore:
         return {"title": self.module.title, "passed": self.passed, "failed": self.failed, "total": self.total,
                 "skipped": self.skipped, "points": self.points, "max_points": self.max_points, "ok": self.ok,
                 "reason": self.reason, "failing": self.failing[:MAX_FAILING_LISTED],
-                **({"errors": self.errors} if self.errors else {})}
+                **({"errors": self.errors} if self.errors else {}), **({"crashed": True} if self.crashed else {})}
 
 
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Failed|Warning)\b")
@@ -136,6 +137,7 @@ def score_module(module: Module, tests: dict[str, TestResult], collect_errors: d
     score.passed = sum(1 for t in counted if t.ok)
     score.failing = [t.nodeid for t in counted if not t.ok]
     score.errors = [f"{Path(p).name}: {error_line(m)}" for p, m in sorted(collect_errors.items())]
+    score.crashed = bool(crash_reason) or any(t.outcome == "crashed" for t in tests.values())
     if collect_errors:
         path, message = sorted(collect_errors.items())[0]
         score.reason = import_error_reason(path, message)

@@ -53,6 +53,7 @@ SAMPLE_ROWS, SAMPLE_CHARS = 8, 400
 TEMPERATURE = 0.7            # the sample judged for readability
 VALIDATION_BLOCKS = 50       # the validation split: this many pieces spread over the training text
 PROBE_WINDOWS = 256          # validation windows per check (the judged number uses every held-out character)
+SHAKESPEARE_VOCABULARY = 65  # distinct characters of Tiny Shakespeare: the head's width in profile_case
 
 
 def lr_at(step: int, total_steps: int) -> float:
@@ -121,9 +122,58 @@ def samples_of(model, tokenizer, rows: int, chars: int, temperature: float, seed
     return [tokenizer.decode(r[1:]) for r in out]
 
 
+def gpt_chain(model) -> list:
+    """The GPT as a chain of layers for module 14's profiler: its embedding stage, each block, the final
+    LayerNorm, the head (the same modules, in the order GPT.forward calls them without a KV cache)."""
+    import tinytorch as tt
+
+    class Embeddings(tt.nn.Module):
+        """Token embedding + position (embedding or encoding) + dropout of `model`: ids (N, T) -> (N, T, dim)."""
+
+        def __init__(self):
+            super().__init__()
+            self.tok_emb, self.drop = model.tok_emb, model.drop
+            self.pos = model.pos_emb if hasattr(model, "pos_emb") else model.pos_enc
+
+        def forward(self, ids):
+            ids = np.asarray(ids.data if isinstance(ids, tt.Tensor) else ids)
+            x = self.tok_emb(ids)
+            if hasattr(model, "pos_emb"):
+                x = x + self.pos(np.arange(ids.shape[1]))                    # (T, D) broadcasts over N
+            else:
+                x = self.pos(x)
+            return self.drop(x)
+
+    return [Embeddings(), *model.blocks, model.ln_f, model.head]
+
+
+def profile_case(ctx) -> dict:
+    """What the judge profiles when a run is too slow (grading/profiling.py): the GPT run() trains (for Tiny
+    Shakespeare's vocabulary), as a chain (gpt_chain), in training mode, one batch of
+    BATCH random windows (seeded; no data needed) and the training loss (module 05's cross-entropy)."""
+    import tinytorch as tt
+    from tinytorch.networks import cross_entropy
+
+    tt.manual_seed(ctx.seed)
+    shape = TINY_MODEL if ctx.tiny else MODEL
+    vocab = SHAKESPEARE_VOCABULARY
+    model = build_gpt(vocab, shape)
+    model.train()
+    rng = np.random.default_rng(ctx.seed)
+    ids = rng.integers(0, vocab, (BATCH, shape["context_length"] + 1))
+    x, y = ids[:, :-1], ids[:, 1:]
+    return {"layers": gpt_chain(model), "input": tt.Tensor(x), "loss": lambda logits: cross_entropy(logits, y)}
+
+
+def build_gpt(vocab_size: int, shape: dict):
+    """The GPT of this milestone (one home for run() and profile_case())."""
+    from tinytorch.tinygpt import GPT
+    return GPT(vocab_size, **shape)
+
+
 def run(ctx) -> dict:
     import tinytorch as tt
-    from tinytorch.tinygpt import GPT, CharTokenizer, random_windows, readability, words_of
+    from tinytorch.tinygpt import CharTokenizer, random_windows, readability, words_of
 
     run_start = time.perf_counter()
     tt.manual_seed(ctx.seed)
@@ -134,7 +184,7 @@ def run(ctx) -> dict:
     tokenizer = CharTokenizer.from_text(text)
     train_ids, val_ids = tokenizer.encode(train_text), tokenizer.encode(val_text)
     shape = TINY_MODEL if ctx.tiny else MODEL
-    model = GPT(tokenizer.vocab_size, **shape)
+    model = build_gpt(tokenizer.vocab_size, shape)
     params = model.num_parameters()
     T = shape["context_length"]
     total_steps = TINY_STEPS if ctx.tiny else plan.get("steps", 3000)

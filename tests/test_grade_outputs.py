@@ -159,6 +159,17 @@ def test_partial_credit_and_skips(course):
     assert broken.reason.startswith("tinytorch/alpha.py:3 is broken")
 
 
+def test_a_crash_is_a_field_not_a_word_in_the_reason(course):
+    """The regrade flags crashed runs by `crashed` (a reason text may say "crash" for other causes)."""
+    alpha = course.module("01_alpha")
+    killed = TestResult("assignments/01_alpha/test_a.py::t", "crashed", "the test process was killed (SIGKILL)")
+    assert score_module(alpha, {killed.nodeid: killed}, {}).crashed
+    assert score_module(alpha, {}, {}, crash_reason="the test process died while importing the tests").crashed
+    says_crash = TestResult("assignments/01_alpha/test_a.py::t", "failed", "AssertionError: expected no crash")
+    plain = score_module(alpha, {says_crash.nodeid: says_crash}, {})
+    assert "crash" in plain.reason and not plain.crashed and "crashed" not in plain.as_dict()
+
+
 def test_a_failure_names_the_students_line_not_the_test_file(course):
     alpha = course.module("01_alpha")
     failed = TestResult("assignments/01_alpha/test_a.py::t", "failed", "ValueError: bad", where="tinytorch/alpha.py:7")

@@ -290,16 +290,21 @@ def test_the_same_code_gives_the_same_metrics_on_one_and_on_two_cores(number, tm
 
 
 def test_the_child_gets_a_fixed_blas_thread_count(tmp_path, monkeypatch):
-    """Without it, 1 and 2 BLAS threads give different last bits (OpenBLAS splits tall matrix-vector sums)."""
+    """Without it, 1 and 2 BLAS threads give different last bits (OpenBLAS splits tall matrix-vector sums).
+    Module 13's kernel threads (which change no bit) get one per core."""
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "7")
+    monkeypatch.setenv("TINYTORCH_NUM_THREADS", "7")
     program = """
     import os
 
     def run(ctx):
-        return {"details": {"threads": [os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")]}}
+        return {"details": {"threads": [os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")],
+                            "kernel_threads": os.environ.get("TINYTORCH_NUM_THREADS")}}
     """
     result = judge(program, tmp_path)
     assert result["details"]["threads"] == [str(BLAS_THREADS)] * 2
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert result["details"]["kernel_threads"] == str(cores)
 
 
 @pytest.mark.parametrize("field, value, message", [

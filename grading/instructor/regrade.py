@@ -269,7 +269,7 @@ def run_module_tests(work: Path, course: Course, opts: Options, scratch: Path) -
         graded = pool.map(lambda m: grade_module(work, course, m, limits, scratch / m.id, isolation=opts.isolation),
                           present)
         scores.update({m.id: score for m, score in zip(present, graded)})
-    return scores, any("crash" in scores[m.id].reason for m in present)
+    return scores, any(scores[m.id].crashed for m in present)
 
 
 def run_probes(root: Path, names: dict[str, list[str]], opts: Options, scratch: Path) -> dict:
@@ -319,7 +319,7 @@ def grade_tree(work: Path, course: Course, opts: Options, scratch: Path, referen
     out = {"modules": modules, "notes": notes, "tests_seconds": round(tests_seconds, 1)}
     if crashed:
         out["crash"] = "a sandboxed test run crashed: " + "; ".join(
-            f"{k}: {v['reason']}" for k, v in modules.items() if "crash" in v.get("reason", ""))[:600]
+            f"{k}: {v['reason']}" for k, v in modules.items() if v.get("crashed"))[:600]
     return out
 
 
