@@ -8,6 +8,7 @@
     tito classroom regrade   --repo ORG/tinytorch-template-alice [--post-status]
     tito classroom merge     results/ --out class-results/           (the class workflow's last step)
     tito classroom lock      --roster roster.csv --template ORG/tinytorch-template --org ORG --at 2026-12-18T23:59:00+01:00
+    tito classroom cost      [--pushes-per-module 2] [--students 30] [--json cost.json]   (Actions minutes: replay.py)
 
 Student repositories are named `<prefix>-<github_username>`; the prefix defaults to the template
 repository's name (GitHub Classroom's naming), so every command finds them from the same roster.
@@ -40,6 +41,8 @@ from pathlib import Path
 from grading.course import REPO_ROOT, Course, load_course
 from grading.instructor.github import GitHub, GitHubError, TokenMissing
 from grading.state import atomic_write_text
+from grading.instructor.replay import add_arguments as add_cost_arguments
+from grading.instructor.replay import cmd_cost
 
 _USERNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
 _USERNAME_COLUMNS = ("github_username", "github username", "username", "login", "github", "github_login",
@@ -1016,6 +1019,13 @@ def register(subparsers) -> argparse.ArgumentParser:
     q.add_argument("dirs", nargs="+", help="result folders (searched recursively)")
     q.add_argument("--out", required=True)
     q.set_defaults(func=_safe(cmd_merge))
+
+    q = sub.add_parser("cost", help="replay one student's course as pushes and report the Actions minutes",
+                       description="Replay one student's course as a history of pushes on a real student release, "
+                                   "graded as .github/workflows/grade.yml grades them, and report the GitHub "
+                                   "Actions minutes of one student and of a class (grading/instructor/replay.py).")
+    add_cost_arguments(q)
+    q.set_defaults(func=cmd_cost)
 
     q = sub.add_parser("lock", help="make every student's default branch read-only at the deadline")
     _common(q)

@@ -178,9 +178,11 @@ def python_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def transform(text: str, module_id: str, keep: bool, path: str = "<string>") -> str:
+def transform(text: str, module_id: str, keep, path: str = "<string>") -> str:
     """The source with every block stubbed (keep=False) or with only its marker lines removed (keep=True).
 
+    `keep` may also be a set of block indexes (0-based, in file order): those blocks keep their code and
+    the others are stubbed - a module partly done, as `tito classroom cost` replays a student's pushes.
     The result is checked to parse; a file without blocks comes back unchanged.
     """
     blocks = find_blocks(text, path)
@@ -190,9 +192,9 @@ def transform(text: str, module_id: str, keep: bool, path: str = "<string>") -> 
     newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
     out: list[str] = []
     cursor = 0  # index into `lines`
-    for block in blocks:
+    for index, block in enumerate(blocks):
         out.extend(lines[cursor:block.begin - 1])
-        if keep:
+        if keep is True or (keep is not False and index in keep):
             out.extend(lines[block.begin:block.end - 1])
         else:
             out.append(f"{block.indent}raise NotImplementedError({python_string(block.message(module_id))}){newline}")
@@ -202,7 +204,7 @@ def transform(text: str, module_id: str, keep: bool, path: str = "<string>") -> 
     try:
         ast.parse(result, filename=path)
     except SyntaxError as exc:
-        what = "with solutions kept" if keep else "after replacing its solution blocks with stubs"
+        what = "with solutions kept" if keep is True else "after replacing its solution blocks with stubs"
         raise SolutionMarkerError(
             f"{path}:{exc.lineno}: the file no longer parses {what} ({exc.msg}); each block must be a complete "
             "sequence of statements at the function body's indentation") from None
