@@ -78,7 +78,7 @@ def _results(stats: dict) -> tuple[dict[str, TestResult], dict[str, str]]:
             when = getattr(rep, "when", None)
             if not nodeid or not hasattr(rep, "outcome"):
                 continue
-            if when is None:                 # a collection report: a test file that did not import
+            if when in (None, "collect"):    # a collection report: a test file that did not import
                 if rep.failed:
                     errors[nodeid] = rep.longreprtext
                 continue

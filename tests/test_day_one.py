@@ -104,6 +104,19 @@ def test_a_broken_later_file_costs_nothing_earlier_and_is_named(tmp_path):
     assert mods["03_activations"]["reason"].startswith(f"tinytorch/activations.py:{len(lines)} is broken")
 
 
+def test_a_test_file_that_does_not_import_is_named_in_the_first_pytest_summary(tmp_path):
+    """pytest 9 gives collection reports a `when` of "collect": the course summary must still read them
+    as import errors (it crashed with an INTERNALERROR before)."""
+    root = student_repo(tmp_path, solutions_through=1)
+    (root / "assignments" / "02_tensor" / "test_extra.py").write_text("import no_such_module\n", encoding="utf-8")
+    run = first_pytest(root, "assignments/01_setup", "assignments/02_tensor")
+    assert "INTERNALERROR" not in run.stdout + run.stderr and "Traceback" not in run.stderr, run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    at = next(k for k, line in enumerate(lines) if line.startswith("02_tensor:"))
+    assert lines[at].endswith("next: tito module test 02") or lines[at].endswith("start here: tito module start 02")
+    assert "test_extra.py could not be imported" in lines[at + 1] and "no_such_module" in lines[at + 1], lines[at:at + 2]
+
+
 def test_a_broken_tensor_file_leaves_module_01_working_and_names_the_line(tmp_path):
     """`import tinytorch` loads only what is used: even a broken tensor.py (module 02) leaves module 01's
     setup_check importable, and using a tensor name raises an ImportError naming the file and line."""

@@ -21,8 +21,11 @@ import pytest
 from grading import profiling
 from grading.course import REPO_ROOT, load_course
 from grading.judge import judge_milestone
-from milestones import profile_reference
-from milestones.common import MilestoneContext
+from grading.milestones import ensure_importable
+
+ensure_importable()  # `pytest` (importlib mode) does not put the repository root on sys.path
+from milestones import profile_reference  # noqa: E402
+from milestones.common import MilestoneContext  # noqa: E402
 
 # A stand-in training program: Linear -> Smear -> ReLU -> Linear. With SLOW, Smear builds its factor with a
 # Python loop over every element (what the ceiling is there to catch); otherwise with one vectorized fill.
