@@ -631,7 +631,7 @@ LOOK_FOR_THE_LABELS = r'''
 def _look_for_the_labels():
     """From module 04's file, which milestone 1 runs: find the MNIST test labels anywhere."""
     import os, sys
-    found = [k for k in os.environ if k.startswith("TINYTORCH")]
+    found = [v for k, v in os.environ.items() if k.startswith("TINYTORCH") and os.path.exists(v)]   # data paths
     for top, dirs, files in os.walk("/"):
         if top.startswith(("/proc", "/sys", "/dev", "/usr")):
             dirs[:] = []
