@@ -231,6 +231,21 @@ def predict_in_batches(model, images: np.ndarray, prepare: Callable[[np.ndarray]
     return out
 
 
+def inference_profile_case(ctx: MilestoneContext, build_model: Callable[[], object],
+                           prepare: Callable[[np.ndarray], np.ndarray], batch: int, image_shape: tuple) -> dict:
+    """`profile_case` of an inference milestone (1, 2): what the judge profiles when a run is too slow
+    (grading/profiling.py). The network `build_model()` builds (random weights: the values do not change the
+    time), in eval mode, one synthetic uint8 batch of `batch` images of `image_shape` put through `prepare`
+    as run() does; forward only (loss None), as the milestone runs it."""
+    import tinytorch as tt
+
+    tt.manual_seed(ctx.seed)
+    model = build_model()
+    model.eval()
+    images = np.random.default_rng(ctx.seed).integers(0, 256, (batch, *image_shape), dtype=np.uint8)
+    return {"layers": model, "input": tt.Tensor(prepare(images)), "loss": None}
+
+
 def validation_split(x: np.ndarray, y: np.ndarray, size: int, seed: int):
     """(x_train, y_train, x_val, y_val): `size` random TRAINING examples set aside to decide when to stop.
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from milestones.common import count_parameters, load_weights, predict_in_batches
+from milestones.common import count_parameters, inference_profile_case, load_weights, predict_in_batches
 
 CAPABILITIES = [
     "run convolutions and pooling over real images, vectorized (no loops over pixels)",
@@ -50,16 +50,8 @@ def mlp_parameters() -> int:
 
 
 def profile_case(ctx) -> dict:
-    """What the judge profiles when a run is too slow (grading/profiling.py): the network run() builds (random
-    weights: the values do not change the time), in eval mode, one synthetic batch of BATCH images prepared
-    as run() prepares them; forward only (loss None), as the milestone runs it."""
-    import tinytorch as tt
-
-    tt.manual_seed(ctx.seed)
-    model = build_model()
-    model.eval()
-    images = np.random.default_rng(ctx.seed).integers(0, 256, (BATCH, 28, 28), dtype=np.uint8)
-    return {"layers": model, "input": tt.Tensor(prepare(images)), "loss": None}
+    """The network run() builds, one synthetic batch of BATCH images, forward only (milestones/common.py)."""
+    return inference_profile_case(ctx, build_model, prepare, BATCH, (28, 28))
 
 
 def run(ctx) -> dict:
