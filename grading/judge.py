@@ -39,6 +39,7 @@ import numpy as np
 from grading import channel, milestone_data, profiling
 from grading.course import Course, Milestone
 from grading.isolation import NoIsolation
+from grading.threads import program_threads
 from grading.testrun import Limits, Watched, read_tail
 
 MAX_CHILD_FRAME = 64 * 1024 * 1024   # predictions and the final result are far smaller
@@ -50,13 +51,6 @@ LOG_PROB_FLOOR = math.log(1e-9)       # a character given probability 0 (or unkn
 RISE_TOLERANCE = 0.005                # milestone 3: an epoch may dip this much (noise) and still "rise"
 MAX_SAMPLES, MAX_SAMPLE_CHARS = 16, 2000
 MAX_PROGRAM_JSON = 1024 * 1024        # the program's free-form details/history kept in the result
-# BLAS splits some reductions (e.g. a tall matrix-vector product, module 06's column_sums) across its threads,
-# so the thread count changes the last bits of a sum, and OpenBLAS caps its threads at the cores it sees. One
-# BLAS thread gives the same bits on any number of cores. The copies around the GEMMs still use every core:
-# module 13's kernels run them in Python threads over pieces that do not depend on the thread count
-# (tinytorch/kernels.py, `_parallel`), so they change no bit (milestone-4 step, 2 cores, idle: 425 ms with
-# one thread for everything, 365 ms with kernel threads on both cores, 317 ms with 2 BLAS threads too).
-BLAS_THREADS = 1
 _ENV_PASSED = ("PATH", "LANG", "LANGUAGE", "SYSTEMROOT", "TZ", "TERM", "NO_COLOR")
 _ENV_PREFIXES = ("LC_", "OPENBLAS_", "OMP_", "MKL_", "VECLIB_", "NUMEXPR_")
 
@@ -272,16 +266,13 @@ def shortfalls(ms: Milestone, metrics: dict, corpus: str | None) -> list[dict]:
 # ---- the one entry point -----------------------------------------------------------------------------------
 def child_environment(scratch: Path) -> dict[str, str]:
     """A small environment: no TINYTORCH_DATA/CACHE (paths to held-out data), no PYTHON*; HOME and
-    TMPDIR in the writable scratch folder; BLAS thread counts fixed (see BLAS_THREADS), kernel threads one
-    per core this process may use."""
+    TMPDIR in the writable scratch folder; thread counts of grading/threads.py (one BLAS thread, one
+    kernel thread per core)."""
     env = {k: v for k, v in os.environ.items() if k in _ENV_PASSED or k.startswith(_ENV_PREFIXES)}
     env.update({"HOME": str(scratch), "TMPDIR": str(scratch), "TEMP": str(scratch), "TMP": str(scratch),
                 "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8",
                 "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
-    env.update({name: str(BLAS_THREADS) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")})
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    env["TINYTORCH_NUM_THREADS"] = str(max(1, cores or 1))
+    env.update(program_threads())
     return env
 
 

@@ -18,23 +18,21 @@ recorded layers still match the programs).
 from __future__ import annotations
 
 import os
-
-for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
-    os.environ[_name] = "1"      # before NumPy loads: the judge's children run with one BLAS thread
-# and with one module-13 kernel thread per core (grading/judge.py, child_environment)
-os.environ["TINYTORCH_NUM_THREADS"] = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                          else os.cpu_count() or 1)
-
-import argparse  # noqa: E402
-import importlib.util  # noqa: E402
-import platform  # noqa: E402
-import sys  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
-from pathlib import Path  # noqa: E402
+import sys
+from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a script: make `milestones.*` and `grading.*` importable
     sys.path.insert(0, str(REPO_ROOT))
+
+from grading.threads import program_threads  # noqa: E402 - no NumPy in it
+
+os.environ.update(program_threads())   # before NumPy loads: the thread counts of the judge's children
+
+import argparse  # noqa: E402
+import importlib.util  # noqa: E402
+import platform  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
 
 from grading import profiling, state  # noqa: E402
 from grading.course import load_course  # noqa: E402

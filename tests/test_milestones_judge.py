@@ -16,7 +16,8 @@ import pytest
 
 from grading import milestone_data
 from grading.course import REPO_ROOT, load_course
-from grading.judge import BLAS_THREADS, judge_milestone
+from grading.judge import judge_milestone
+from grading.threads import BLAS_THREADS
 
 
 def judge(program_text: str, tmp_path, number: int = 1, course=None, **changes) -> dict:
